@@ -1,0 +1,1 @@
+export { scopeToResource } from "./scopes";

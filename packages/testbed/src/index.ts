@@ -1,0 +1,2 @@
+export { ManualClock, systemClock } from "./clock";
+export type { Clock } from "./clock";
