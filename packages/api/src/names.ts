@@ -15,3 +15,12 @@ export const ASSIGNED_IDENTITY_FINALIZER = "azureassignedidentity.finalizers.aad
 
 /** v1.8's label on AzureAssignedIdentity objects naming the node. */
 export const NODENAME_LABEL = "nodename";
+
+/**
+ * Where AzureAssignedIdentity objects of cluster-wide (not namespaced) identities live. v1.8 put them in
+ * `default` whatever the pod's or identity's namespace; we keep that so objects adopted from v1.8 line up.
+ */
+export const DEFAULT_ASSIGNED_IDENTITY_NAMESPACE = "default";
+
+/** The namespace kubectl (and so every user) means when a manifest names none. */
+export const DEFAULT_NAMESPACE = "default";
