@@ -3,6 +3,9 @@
 set -euo pipefail
 needs=(
   "curl:curl"
+  "iptables:iptables"
+  "conntrack:conntrack"
+  "ip:iproute2"
 )
 missing=()
 for pair in "${needs[@]}"; do
