@@ -1,3 +1,8 @@
-import { scopeToResource } from "./scopes";
+import { runCli } from "./doctor/doctor-command";
 
-console.log(scopeToResource(process.argv[2] ?? "https://management.azure.com/.default"));
+// The bin: the only place that touches the console and the process exit code.
+const code = await runCli(process.argv.slice(2), {
+  out: (text) => console.log(text),
+  err: (text) => console.error(text),
+});
+process.exit(code);
