@@ -1,2 +1,37 @@
 export { ManualClock, systemClock } from "./clock";
 export type { Clock } from "./clock";
+
+// Azure side and TLS (issue 3)
+export { DEFAULT_TESTBED_CA_OPTIONS, TestbedCa } from "./tls/testbed-ca";
+export type { IssueOptions, IssuedCertificate, TestbedCaOptions } from "./tls/testbed-ca";
+export { AZURE_HOST_NAMES, AzureCloud, DEFAULT_AZURE_CLOUD_OPTIONS } from "./cloud";
+export type { AzureCloudOptions } from "./cloud";
+export { AzureTestbed, DEFAULT_AZURE_TESTBED_OPTIONS } from "./azure-testbed";
+export type { AzureTestbedEndpoints, AzureTestbedOptions } from "./azure-testbed";
+export { createCli, DEFAULT_CLI_OPTIONS } from "./cli";
+export type { CliIo } from "./cli";
+export { ARM_AUDIENCES } from "./azure/arm-auth";
+export { ArmServer, DEFAULT_ARM_SERVER_OPTIONS } from "./azure/arm-server";
+export type { ArmCall, ArmServerOptions } from "./azure/arm-server";
+export { AzuriteBlob, AzuriteStartError, DEFAULT_AZURITE_OPTIONS, resolveAzuriteBlobScript } from "./azure/azurite";
+export type { AzuriteBlobOptions } from "./azure/azurite";
+export { ComputeResource, MAX_USER_ASSIGNED_IDENTITIES_PER_REQUEST } from "./azure/compute-resource";
+export type { ComputeKind, IdentityType, SystemAssignment, UserAssignment } from "./azure/compute-resource";
+export { ComputeStore } from "./azure/compute-store";
+export type { Subscription } from "./azure/compute-store";
+export { DEFAULT_ENTRA_SERVER_OPTIONS, EntraServer } from "./azure/entra-server";
+export type { EntraCall, EntraServerOptions } from "./azure/entra-server";
+export { IdentityRegistry, userAssignedIdentityId } from "./azure/identity-registry";
+export type { AddServicePrincipalOptions, ServicePrincipal, UserAssignedIdentity } from "./azure/identity-registry";
+export { DEFAULT_IMDS_SERVER_OPTIONS, ImdsServer } from "./azure/imds-server";
+export type { ImdsCounters, ImdsServerOptions } from "./azure/imds-server";
+export { DEFAULT_KEY_VAULT_SERVER_OPTIONS, KEY_VAULT_AUDIENCES, KeyVaultServer } from "./azure/keyvault-server";
+export type { KeyVaultServerOptions, SecretPermission } from "./azure/keyvault-server";
+export { DEFAULT_KNOWN_RESOURCES, KnownResources } from "./azure/known-resources";
+export { OperationTracker } from "./azure/lro";
+export type { Operation, OperationStatus } from "./azure/lro";
+export { TokenBucket } from "./azure/throttle";
+export type { TokenBucketOptions } from "./azure/throttle";
+export { DEFAULT_TOKEN_ISSUER_OPTIONS, TokenIssuer, TokenVerificationError } from "./azure/token-issuer";
+export type { IssuedToken, IssueTokenRequest, TokenIssuerOptions } from "./azure/token-issuer";
+

@@ -1,0 +1,363 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Clock } from "../clock";
+import { authenticateArmRequest } from "./arm-auth";
+import { armError } from "./arm-error";
+import { parseArmRoute, type ArmRoute } from "./arm-route";
+import { ArmThrottle } from "./arm-throttle";
+import type { ComputeResource } from "./compute-resource";
+import type { ComputeStore } from "./compute-store";
+import { BodyTooLargeError, HttpError, listen, readBody, realSleep, requestUrl, sendJson, type ListenOptions, type RunningServer, type SleepFn, type TlsMaterial } from "./http";
+import type { IdentityRegistry, UserAssignedIdentity } from "./identity-registry";
+import type { KeyVaultServer } from "./keyvault-server";
+import { applyAccessPolicies } from "./vault-access-policies";
+import { OperationTracker, type OperationError } from "./lro";
+import type { TokenBucketOptions } from "./throttle";
+import type { TokenIssuer } from "./token-issuer";
+
+export const DEFAULT_ARM_SERVER_OPTIONS = {
+  /** How long a VM/VMSS PATCH stays InProgress (real VMSS updates take tens of seconds). */
+  operationDurationMs: 2_000,
+  /** Extra time after the operation before IMDS on the nodes knows the identity. */
+  propagationDelayMs: 1_000,
+  /** Real-time delay before answering each request. */
+  latencyMs: 0,
+  /** Retry-After (seconds) on the polling URL while InProgress. */
+  pollRetryAfterSeconds: 1,
+  maxBodyBytes: 4 * 1024 * 1024,
+  /** Compute limits (2024 model): VMSS/VM update per resource refills 4/min with a burst of 12. */
+  resourceWriteLimit: { capacity: 12, refillPerMinute: 4 } as TokenBucketOptions,
+  /** Per subscription: 500/min, burst 1,500. */
+  subscriptionWriteLimit: { capacity: 1_500, refillPerMinute: 500 } as TokenBucketOptions,
+  /** ARM reads per subscription: bucket 250, refill 25/s. */
+  subscriptionReadLimit: { capacity: 250, refillPerMinute: 1_500 } as TokenBucketOptions,
+  requireAuth: true,
+} as const;
+
+export interface ArmServerOptions extends ListenOptions {
+  tls: TlsMaterial;
+  clock: Clock;
+  registry: IdentityRegistry;
+  compute: ComputeStore;
+  tokenIssuer: TokenIssuer;
+  operationDurationMs?: number;
+  propagationDelayMs?: number;
+  latencyMs?: number;
+  pollRetryAfterSeconds?: number;
+  maxBodyBytes?: number;
+  resourceWriteLimit?: TokenBucketOptions;
+  subscriptionWriteLimit?: TokenBucketOptions;
+  subscriptionReadLimit?: TokenBucketOptions;
+  requireAuth?: boolean;
+  sleep?: SleepFn;
+  /** Finds a Key Vault by name for access-policy updates (`…/Microsoft.KeyVault/vaults/{name}/accessPolicies/{kind}`). */
+  findKeyVault?: (name: string) => KeyVaultServer | undefined;
+}
+
+/** One request ARM answered, for tests to inspect. */
+export interface ArmCall {
+  method: string;
+  path: string;
+  query: string;
+  status: number;
+  atMs: number;
+  /** Parsed JSON body of writes (undefined for reads or unparsable bodies). */
+  body?: unknown;
+}
+
+const API_VERSION_PATTERN = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
+
+/**
+ * Azure Resource Manager for what podidentity touches: subscriptions, VM/VMSS GET and identity
+ * PATCH (with LRO, throttling and Azure's identity semantics) and user-assigned identities.
+ */
+export class ArmServer {
+  readonly calls: ArmCall[] = [];
+  readonly operations: OperationTracker;
+  latencyMs: number;
+  operationDurationMs: number;
+  propagationDelayMs: number;
+  readonly #options: ArmServerOptions;
+  readonly #clock: Clock;
+  readonly #sleep: SleepFn;
+  readonly #throttle: ArmThrottle;
+  #failNext: OperationError[] = [];
+  #server: RunningServer | undefined;
+
+  constructor(options: ArmServerOptions) {
+    this.#options = options;
+    this.#clock = options.clock;
+    this.#sleep = options.sleep ?? realSleep;
+    this.operations = new OperationTracker(options.clock);
+    this.#throttle = new ArmThrottle(options.clock, {
+      resourceWriteLimit: options.resourceWriteLimit ?? DEFAULT_ARM_SERVER_OPTIONS.resourceWriteLimit,
+      subscriptionWriteLimit: options.subscriptionWriteLimit ?? DEFAULT_ARM_SERVER_OPTIONS.subscriptionWriteLimit,
+      subscriptionReadLimit: options.subscriptionReadLimit ?? DEFAULT_ARM_SERVER_OPTIONS.subscriptionReadLimit,
+    });
+    this.latencyMs = options.latencyMs ?? DEFAULT_ARM_SERVER_OPTIONS.latencyMs;
+    this.operationDurationMs = options.operationDurationMs ?? DEFAULT_ARM_SERVER_OPTIONS.operationDurationMs;
+    this.propagationDelayMs = options.propagationDelayMs ?? DEFAULT_ARM_SERVER_OPTIONS.propagationDelayMs;
+    for (const [name, value] of Object.entries({ latencyMs: this.latencyMs, operationDurationMs: this.operationDurationMs, propagationDelayMs: this.propagationDelayMs })) {
+      if (!(value >= 0)) throw new RangeError(`ArmServer: ${name} must be >= 0, got ${value}`);
+    }
+  }
+
+  get url(): string {
+    if (!this.#server) throw new Error("ArmServer: not started; call start() first");
+    return this.#server.url;
+  }
+
+  async start(): Promise<this> {
+    this.#server = await listen(
+      (req, res) => this.#handle(req, res),
+      (error, req, res) => this.#fail(error, req, res),
+      { host: this.#options.host, port: this.#options.port, tls: this.#options.tls },
+    );
+    return this;
+  }
+
+  async close(): Promise<void> {
+    await this.#server?.close();
+    this.#server = undefined;
+  }
+
+  /** Makes the next `count` VM/VMSS operations end Failed with `error` (the PATCH itself is accepted and not applied). */
+  failNextOperations(error: OperationError, count = 1): void {
+    for (let i = 0; i < count; i++) this.#failNext.push(error);
+  }
+
+  callsTo(method: string, pathPattern: RegExp): ArmCall[] {
+    return this.calls.filter((c) => c.method === method && pathPattern.test(c.path));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = requestUrl(req);
+    const method = req.method ?? "GET";
+    const call: ArmCall = { method, path: url.pathname, query: url.search, status: 0, atMs: this.#clock.now() };
+    this.calls.push(call);
+    res.on("finish", () => (call.status = res.statusCode));
+    await this.#sleep(this.latencyMs);
+
+    const body = method === "PATCH" || method === "PUT" || method === "POST" ? await this.#readJson(req) : undefined;
+    call.body = body;
+    if (this.#options.requireAuth ?? DEFAULT_ARM_SERVER_OPTIONS.requireAuth) {
+      await authenticateArmRequest(req, this.#options.tokenIssuer, this.#options.registry.tenantId);
+    }
+
+    const apiVersion = url.searchParams.get("api-version");
+    if (!apiVersion) {
+      throw armError(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+    }
+    if (!API_VERSION_PATTERN.test(apiVersion)) {
+      throw armError(400, "InvalidApiVersionParameter", `The api-version '${apiVersion}' is invalid. The supported versions are '2019-12-01,2020-06-01,2021-07-01,2022-03-01,2022-11-01,2023-03-01,2023-09-01,2024-03-01,2024-07-01'.`);
+    }
+    const route = parseArmRoute(url.pathname);
+    if (!route) throw armError(404, "InvalidResourceType", `The resource type could not be found for path '${url.pathname}' and api version '${apiVersion}'.`);
+
+    const subscriptionId = "subscriptionId" in route ? route.subscriptionId : undefined;
+    if (subscriptionId !== undefined && !this.#options.compute.getSubscription(subscriptionId)) {
+      throw armError(404, "SubscriptionNotFound", `The subscription '${subscriptionId}' could not be found.`);
+    }
+    this.#throttle.check(method, route, subscriptionId);
+
+    switch (route.kind) {
+      case "subscriptions":
+        return this.#subscriptions(method, res);
+      case "subscription":
+        return this.#subscription(method, route.subscriptionId, res);
+      case "compute":
+        return this.#compute(req, method, route, body, apiVersion, res);
+      case "operation":
+        return this.#operation(method, route, res);
+      case "identity":
+        return this.#identity(method, route, res);
+      case "accessPolicies":
+        return this.#accessPolicies(method, route, body, res);
+    }
+  }
+
+  async #readJson(req: IncomingMessage): Promise<unknown> {
+    let raw: Buffer;
+    try {
+      raw = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_ARM_SERVER_OPTIONS.maxBodyBytes);
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) {
+        throw armError(413, "RequestEntityTooLarge", `The request content size exceeds the maximum allowed size of ${error.limitBytes} bytes.`);
+      }
+      throw error;
+    }
+    if (raw.length === 0) return undefined;
+    try {
+      return JSON.parse(raw.toString("utf8"));
+    } catch (error) {
+      throw armError(400, "InvalidRequestContent", `The request content was invalid and could not be deserialized: '${(error as Error).message}'.`);
+    }
+  }
+
+  #subscriptions(method: string, res: ServerResponse): void {
+    if (method !== "GET") throw methodNotAllowed(method);
+    const value = this.#options.compute.listSubscriptions().map(subscriptionJson);
+    sendJson(res, 200, { value, count: { type: "Total", value: value.length } });
+  }
+
+  #subscription(method: string, subscriptionId: string, res: ServerResponse): void {
+    if (method !== "GET") throw methodNotAllowed(method);
+    sendJson(res, 200, subscriptionJson(this.#options.compute.getSubscription(subscriptionId)!));
+  }
+
+  #compute(req: IncomingMessage, method: string, route: Extract<ArmRoute, { kind: "compute" }>, body: unknown, apiVersion: string, res: ServerResponse): void {
+    const { compute, registry } = this.#options;
+    if (!compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
+      throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
+    }
+    const resource = compute.get(route.computeKind, route.subscriptionId, route.resourceGroup, route.name);
+    if (!resource) {
+      throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.Compute/${route.computeKind}/${route.name}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+    }
+    if (method === "GET") {
+      sendJson(res, 200, this.#computeJson(resource));
+      return;
+    }
+    if (method !== "PATCH") throw methodNotAllowed(method);
+    if (body === null || typeof body !== "object" || Array.isArray(body)) {
+      throw armError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: 'Expected a JSON object.'.");
+    }
+    const identity = (body as Record<string, unknown>)["identity"];
+    const now = this.#clock.now();
+    const failure = this.#failNext.shift();
+    const operation = this.operations.start({
+      subscriptionId: resource.subscriptionId,
+      location: resource.location,
+      resourceId: resource.id,
+      durationMs: this.operationDurationMs,
+      error: failure,
+    });
+    let notFound: string[] = [];
+    if (identity !== undefined && !failure) {
+      ({ notFound } = resource.applyIdentityPatch(identity, registry, { effectiveAtMs: operation.endMs + this.propagationDelayMs }));
+    }
+    resource.busyUntilMs = Math.max(resource.busyUntilMs, operation.endMs);
+    if (notFound.length > 0) throw resource.notFoundError(notFound);
+    const host = req.headers.host ?? `127.0.0.1:${this.#server?.port ?? 443}`;
+    const asyncUrl = `https://${host}/subscriptions/${resource.subscriptionId}/providers/Microsoft.Compute/locations/${resource.location}/operations/${operation.id}?api-version=${apiVersion}`;
+    sendJson(res, 200, this.#computeJson(resource, now), {
+      "azure-asyncoperation": asyncUrl,
+      "azure-asyncnotification": "Enabled",
+    });
+  }
+
+  #operation(method: string, route: Extract<ArmRoute, { kind: "operation" }>, res: ServerResponse): void {
+    if (method !== "GET") throw methodNotAllowed(method);
+    const operation = this.operations.get(route.operationId);
+    if (!operation || operation.subscriptionId.toLowerCase() !== route.subscriptionId.toLowerCase()) {
+      throw armError(404, "NotFound", `The operation '${route.operationId}' could not be found.`);
+    }
+    const json = this.operations.toJson(operation);
+    const headers: Record<string, string> = {};
+    if (json["status"] === "InProgress") {
+      headers["retry-after"] = String(this.#options.pollRetryAfterSeconds ?? DEFAULT_ARM_SERVER_OPTIONS.pollRetryAfterSeconds);
+    }
+    sendJson(res, 200, json, headers);
+  }
+
+  #identity(method: string, route: Extract<ArmRoute, { kind: "identity" }>, res: ServerResponse): void {
+    const { registry, compute } = this.#options;
+    const id = `/subscriptions/${route.subscriptionId}/resourcegroups/${route.resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${route.name}`;
+    if (method === "GET") {
+      const identity = registry.getUserAssignedIdentity(id);
+      if (!identity) {
+        throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/${route.name}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+      }
+      sendJson(res, 200, identityJson(identity));
+      return;
+    }
+    if (method === "PUT") {
+      if (!compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
+        throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
+      }
+      let result: ReturnType<IdentityRegistry["createUserAssignedIdentity"]>;
+      try {
+        result = registry.createUserAssignedIdentity({ subscriptionId: route.subscriptionId, resourceGroup: route.resourceGroup, name: route.name });
+      } catch (error) {
+        throw armError(400, "InvalidResourceName", (error as Error).message);
+      }
+      sendJson(res, result.created ? 201 : 200, identityJson(result.identity));
+      return;
+    }
+    if (method === "DELETE") {
+      const deleted = registry.deleteUserAssignedIdentity(id);
+      res.writeHead(deleted ? 200 : 204).end();
+      return;
+    }
+    throw methodNotAllowed(method);
+  }
+
+  #accessPolicies(method: string, route: Extract<ArmRoute, { kind: "accessPolicies" }>, body: unknown, res: ServerResponse): void {
+    if (method !== "PUT") throw methodNotAllowed(method);
+    if (!this.#options.compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
+      throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
+    }
+    const vault = this.#options.findKeyVault?.(route.vault);
+    if (!vault) {
+      throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.KeyVault/vaults/${route.vault}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+    }
+    const result = applyAccessPolicies(vault, route.operation, this.#options.registry.tenantId, body);
+    const id = `/subscriptions/${route.subscriptionId}/resourceGroups/${route.resourceGroup}/providers/Microsoft.KeyVault/vaults/${route.vault}/accessPolicies/${route.operation}`;
+    sendJson(res, 200, { id, name: route.operation, ...result });
+  }
+
+  #computeJson(resource: ComputeResource, now = this.#clock.now()): Record<string, unknown> {
+    const provisioningState = now < resource.busyUntilMs ? "Updating" : "Succeeded";
+    const json: Record<string, unknown> = {
+      name: resource.name,
+      id: resource.id,
+      type: `Microsoft.Compute/${resource.kind}`,
+      location: resource.location,
+    };
+    const identity = resource.identityJson(this.#options.registry);
+    if (identity) json["identity"] = identity;
+    json["properties"] =
+      resource.kind === "virtualMachineScaleSets"
+        ? { provisioningState, uniqueId: resource.vmId, orchestrationMode: "Uniform", upgradePolicy: { mode: "Manual" } }
+        : { provisioningState, vmId: resource.vmId, hardwareProfile: { vmSize: "Standard_DS2_v2" } };
+    if (resource.kind === "virtualMachineScaleSets") json["sku"] = { name: "Standard_DS2_v2", tier: "Standard", capacity: 1 };
+    return json;
+  }
+
+  #fail(error: unknown, _req: IncomingMessage, res: ServerResponse): void {
+    if (error instanceof HttpError) {
+      sendJson(res, error.statusCode, error.body, error.headers);
+      return;
+    }
+    // A bug in the emulator must still look like Azure to the client, not drop the connection.
+    const internal = armError(500, "InternalServerError", `The server encountered an internal error: ${(error as Error)?.message ?? String(error)}`);
+    sendJson(res, internal.statusCode, internal.body);
+  }
+}
+
+function methodNotAllowed(method: string): HttpError {
+  return armError(405, "UnsupportedHttpMethod", `The requested resource does not support http method '${method}'.`);
+}
+
+function subscriptionJson(s: { subscriptionId: string; displayName: string; tenantId: string }): Record<string, unknown> {
+  return {
+    id: `/subscriptions/${s.subscriptionId}`,
+    authorizationSource: "RoleBased",
+    managedByTenants: [],
+    subscriptionId: s.subscriptionId,
+    tenantId: s.tenantId,
+    displayName: s.displayName,
+    state: "Enabled",
+    subscriptionPolicies: { locationPlacementId: "Public_2014-09-01", quotaId: "PayAsYouGo_2014-09-01", spendingLimit: "Off" },
+  };
+}
+
+function identityJson(identity: UserAssignedIdentity): Record<string, unknown> {
+  return {
+    id: identity.id,
+    name: identity.name,
+    type: "Microsoft.ManagedIdentity/userAssignedIdentities",
+    location: identity.location,
+    tags: {},
+    properties: { tenantId: identity.tenantId, principalId: identity.principalId, clientId: identity.clientId },
+  };
+}
