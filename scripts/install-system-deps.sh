@@ -7,6 +7,8 @@ needs=(
   "conntrack:conntrack"
   "ip:iproute2"
 )
+# kubectl for the Kubernetes API emulator's tests: unpacked, never apt-get installed (see ensure-kubectl.sh).
+bash "$(dirname "$0")/ensure-kubectl.sh"
 missing=()
 for pair in "${needs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

@@ -35,3 +35,13 @@ export type { TokenBucketOptions } from "./azure/throttle";
 export { DEFAULT_TOKEN_ISSUER_OPTIONS, TokenIssuer, TokenVerificationError } from "./azure/token-issuer";
 export type { IssuedToken, IssueTokenRequest, TokenIssuerOptions } from "./azure/token-issuer";
 
+// Kubernetes API server (issue 4)
+export { DEFAULT_KUBE_API_SERVER_OPTIONS, KubeApiServer } from "./kube/kube-api-server";
+export type { KubeApiServerOptions } from "./kube/kube-api-server";
+export type { FailureFault, KubeVerb, LatencyFault, RequestFilter, RequestRecord } from "./kube/faults";
+export type { StoreEvent, StoreEventType } from "./kube/store";
+export type { KubeObject, ObjectMeta } from "./kube/resources";
+export { KubeStatusError } from "./kube/status-errors";
+export type { KubeStatus, StatusCause, StatusDetails } from "./kube/status-errors";
+export { renderKubeconfig } from "./kube/kubeconfig";
+export type { KubeconfigOptions } from "./kube/kubeconfig";

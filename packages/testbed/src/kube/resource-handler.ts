@@ -1,0 +1,117 @@
+/**
+ * The HTTP side of resource requests: decodes query and body, calls the REST operations, and writes the
+ * response — JSON objects and lists, Tables for kubectl, or a watch stream.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { parseWriteOptions, readJsonBody, sendJson } from "./http-io";
+import type { KubeVerb } from "./faults";
+import { parseListOptions } from "./list-options";
+import type { ResourceOperations } from "./resource-operations";
+import type { KubeObject } from "./resources";
+import { metaOf } from "./resources";
+import type { ResourceRoute } from "./router";
+import type { Store } from "./store";
+import { badRequest, methodNotAllowed } from "./status-errors";
+import { toTable, wantsTable } from "./table";
+import { WatchSession } from "./watch";
+
+export interface ResourceHandlerContext {
+  ops: ResourceOperations;
+  store: Store;
+  watches: Set<WatchSession>;
+  nowMs: () => number;
+  maxRequestBodyBytes: number;
+  defaultWatchTimeoutSeconds: number;
+  watchBookmarkIntervalMs: number;
+}
+
+export async function handleResourceRequest(ctx: ResourceHandlerContext, req: IncomingMessage, res: ServerResponse, url: URL, route: ResourceRoute, verb: KubeVerb): Promise<void> {
+  const { def, namespace, name, subresource } = route;
+  const { ops } = ctx;
+  const q = url.searchParams;
+  const limit = ctx.maxRequestBodyBytes;
+  switch (verb) {
+    case "get": {
+      const obj = ops.get(def, namespace, name as string);
+      if (wantsTable(req.headers.accept)) {
+        sendJson(res, 200, toTable(def, [obj], { resourceVersion: metaOf(obj).resourceVersion }, ctx.nowMs(), q.get("includeObject")));
+      } else {
+        sendJson(res, 200, obj);
+      }
+      return;
+    }
+    case "list": {
+      const list = ops.list(def, namespace, parseListOptions(def, q, false));
+      if (wantsTable(req.headers.accept)) {
+        const items = (list["items"] as KubeObject[]).map((o) => ops.present(def, o));
+        sendJson(res, 200, toTable(def, items, list["metadata"] as Record<string, unknown>, ctx.nowMs(), q.get("includeObject")));
+      } else {
+        sendJson(res, 200, list);
+      }
+      return;
+    }
+    case "watch": {
+      const options = parseListOptions(def, q, true);
+      // timeoutSeconds=0 means "server default", as in kube-apiserver.
+      const timeoutSeconds = options.timeoutSeconds || ctx.defaultWatchTimeoutSeconds;
+      // `kubectl get -w` asks for Tables: each event carries a one-row Table, column definitions only in the first.
+      let headers = true;
+      const present = wantsTable(req.headers.accept)
+        ? (o: KubeObject) => {
+            const table = toTable(def, [ops.present(def, o)], { resourceVersion: metaOf(o).resourceVersion }, ctx.nowMs(), q.get("includeObject"));
+            if (!headers) table["columnDefinitions"] = [];
+            headers = false;
+            return table;
+          }
+        : (o: KubeObject) => ops.present(def, o);
+      const session = new WatchSession(ctx.store, res, {
+        def,
+        namespace,
+        options,
+        timeoutMs: timeoutSeconds * 1000,
+        bookmarkIntervalMs: ctx.watchBookmarkIntervalMs,
+        present,
+        onClose: (s) => ctx.watches.delete(s),
+      });
+      ctx.watches.add(session);
+      session.start();
+      return;
+    }
+    case "create": {
+      const body = await readJsonBody(req, limit, true, true);
+      const r = ops.create(def, namespace, body, parseWriteOptions(q));
+      sendJson(res, r.code, r.object, r.warnings);
+      return;
+    }
+    case "update": {
+      const body = await readJsonBody(req, limit, true, true);
+      const r = ops.update(def, namespace, name as string, subresource, body, parseWriteOptions(q));
+      sendJson(res, r.code, r.object, r.warnings);
+      return;
+    }
+    case "patch": {
+      const contentType = req.headers["content-type"] ?? "";
+      const body = await readJsonBody(req, limit, true, false);
+      const r = ops.patch(def, namespace, name as string, subresource, contentType, body, parseWriteOptions(q));
+      sendJson(res, r.code, r.object, r.warnings);
+      return;
+    }
+    case "delete": {
+      const body = (await readJsonBody(req, limit, false, true)) ?? {};
+      if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("DeleteOptions must be a JSON object");
+      const options = { ...(body as Record<string, unknown>) };
+      const policy = q.get("propagationPolicy");
+      if (policy) options["propagationPolicy"] = policy;
+      const r = ops.delete(def, namespace, name as string, options, parseWriteOptions(q).dryRun);
+      sendJson(res, r.code, r.object);
+      return;
+    }
+    case "deletecollection": {
+      await readJsonBody(req, limit, false, true);
+      sendJson(res, 200, ops.deleteCollection(def, namespace, parseListOptions(def, q, false), parseWriteOptions(q).dryRun));
+      return;
+    }
+    default:
+      throw methodNotAllowed();
+  }
+}

@@ -1,0 +1,333 @@
+/**
+ * The REST verbs on stored objects — get, list, create, update, patch, delete, deletecollection — with the
+ * Kubernetes semantics controllers rely on: optimistic concurrency, no-op updates that do not bump the
+ * resourceVersion, finalizers and deletionTimestamp, namespace lifecycle (no creation in missing or
+ * terminating namespaces; deletion cascades to the namespace's objects), CRD establishment and cleanup.
+ */
+import { CRD_CLEANUP_FINALIZER, CRD_STORAGE_KEY, establishedStatus, terminatingCondition } from "./crd-registry";
+import type { ResourceRegistry } from "./crd-registry";
+import type { ListOptions } from "./list-options";
+import { encodeContinue, objectMatches } from "./list-options";
+import type { FieldValidation } from "./object-rules";
+import { formatTimestamp, prepareCreate, prepareUpdate } from "./object-rules";
+import { applyPatch } from "./patch";
+import type { KubeObject, ResourceDef } from "./resources";
+import { apiVersionOf, metaOf, storageKey } from "./resources";
+import type { Store } from "./store";
+import { ExpiredError, objectKey } from "./store";
+import { alreadyExists, badRequest, conflict, expired, forbidden, invalid, notFound, timeoutError } from "./status-errors";
+
+type Json = Record<string, unknown>;
+
+export interface WriteOptions {
+  dryRun: boolean;
+  fieldValidation: FieldValidation;
+}
+
+export interface WriteResult {
+  object: Json;
+  warnings: string[];
+  /** 201 for creates, 200 otherwise. */
+  code: number;
+}
+
+/** Resources whose DELETE answers with the deleted object rather than a Success Status (as in Kubernetes). */
+const RETURNS_DELETED_OBJECT = new Set(["pods", "namespaces", "nodes", "services", "customresourcedefinitions.apiextensions.k8s.io"]);
+
+export class ResourceOperations {
+  readonly #store: Store;
+  readonly #registry: ResourceRegistry;
+  readonly #now: () => number;
+  #cleanupScheduled = false;
+
+  constructor(store: Store, registry: ResourceRegistry, now: () => number) {
+    this.#store = store;
+    this.#registry = registry;
+    this.#now = now;
+  }
+
+  /** The object as served in `def`'s version: apiVersion and kind of the URL. */
+  present(def: ResourceDef, obj: KubeObject): Json {
+    const { apiVersion: _a, kind: _k, ...rest } = obj;
+    return { apiVersion: apiVersionOf(def), kind: def.kind, ...rest };
+  }
+
+  #ctx(def: ResourceDef, opts: WriteOptions) {
+    return { def, nowIso: formatTimestamp(this.#now()), fieldValidation: opts.fieldValidation, warnings: [] as string[] };
+  }
+
+  #gr(def: ResourceDef) {
+    return { group: def.group, resource: def.plural };
+  }
+
+  #existing(def: ResourceDef, namespace: string | undefined, name: string): KubeObject {
+    const o = this.#store.get(storageKey(def), def.namespaced ? namespace : undefined, name);
+    if (!o) throw notFound(this.#gr(def), name);
+    return o;
+  }
+
+  get(def: ResourceDef, namespace: string | undefined, name: string): Json {
+    return this.present(def, this.#existing(def, namespace, name));
+  }
+
+  list(def: ResourceDef, namespace: string | undefined, opts: ListOptions): Json {
+    const key = storageKey(def);
+    let rv = this.#store.resourceVersion;
+    let items: KubeObject[];
+    try {
+      if (opts.continueToken) {
+        rv = opts.continueToken.rv;
+        items = this.#store.snapshot(key, rv);
+      } else if (opts.resourceVersionMatch === "Exact" && opts.resourceVersion !== undefined) {
+        rv = opts.resourceVersion;
+        if (rv > this.#store.resourceVersion) throw this.#tooLarge(rv);
+        items = this.#store.snapshot(key, rv);
+      } else {
+        if (opts.resourceVersion !== undefined && opts.resourceVersion > rv) throw this.#tooLarge(opts.resourceVersion);
+        items = this.#store.list(key);
+      }
+    } catch (err) {
+      if (!(err instanceof ExpiredError)) throw err;
+      throw expired(
+        opts.continueToken
+          ? "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."
+          : `too old resource version: ${err.requestedRv} (${err.oldestRv})`,
+      );
+    }
+    const start = opts.continueToken?.start;
+    let matching = items.filter((o) => {
+      if (start !== undefined) {
+        const m = metaOf(o);
+        if (objectKey(m.namespace, m.name ?? "") <= start) return false;
+      }
+      return objectMatches(def, opts, def.namespaced ? namespace : undefined, o);
+    });
+    const metadata: Json = { resourceVersion: String(rv) };
+    if (opts.limit > 0 && matching.length > opts.limit) {
+      const remaining = matching.length - opts.limit;
+      matching = matching.slice(0, opts.limit);
+      const last = metaOf(matching[matching.length - 1] as KubeObject);
+      metadata["continue"] = encodeContinue({ rv, start: objectKey(last.namespace, last.name ?? "") });
+      if (!opts.filtered) metadata["remainingItemCount"] = remaining;
+    }
+    // Typed lists of built-in resources carry no kind/apiVersion per item; custom resource lists do.
+    const present = def.schema
+      ? (o: KubeObject) => this.present(def, o)
+      : (o: KubeObject) => {
+          const { apiVersion: _a, kind: _k, ...rest } = o;
+          return rest;
+        };
+    return { kind: def.listKind, apiVersion: apiVersionOf(def), metadata, items: matching.map(present) };
+  }
+
+  #tooLarge(rv: number) {
+    const err = timeoutError(`Too large resource version: ${rv}, current: ${this.#store.resourceVersion}`);
+    return Object.assign(err, {
+      details: { causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }], retryAfterSeconds: 1 },
+    });
+  }
+
+  #checkNamespace(def: ResourceDef, namespace: string | undefined, name: string): void {
+    if (!def.namespaced || namespace === undefined) return;
+    const ns = this.#store.get("namespaces", undefined, namespace);
+    if (!ns) throw notFound({ group: "", resource: "namespaces" }, namespace);
+    if (metaOf(ns).deletionTimestamp) {
+      throw forbidden(this.#gr(def), name, `unable to create new content in namespace ${namespace} because it is being terminated`, [
+        { reason: "NamespaceTerminating", message: `namespace ${namespace} is being terminated`, field: "metadata.namespace" },
+      ]);
+    }
+  }
+
+  create(def: ResourceDef, namespace: string | undefined, body: unknown, opts: WriteOptions): WriteResult {
+    const ctx = this.#ctx(def, opts);
+    const obj = prepareCreate(ctx, body, def.namespaced ? namespace : undefined);
+    const meta = metaOf(obj);
+    const name = meta.name ?? "";
+    this.#checkNamespace(def, meta.namespace, name);
+    if (this.#store.get(storageKey(def), meta.namespace, name)) throw alreadyExists(this.#gr(def), name);
+    if (def.plural === "customresourcedefinitions" && def.group === "apiextensions.k8s.io") {
+      meta.finalizers = [...new Set([...(meta.finalizers ?? []), CRD_CLEANUP_FINALIZER])];
+    }
+    if (opts.dryRun) return { object: this.present(def, obj), warnings: ctx.warnings, code: 201 };
+    const stored = this.#store.write(storageKey(def), obj);
+    if (storageKey(def) === CRD_STORAGE_KEY) this.#establishCrd(stored);
+    return { object: this.present(def, stored), warnings: ctx.warnings, code: 201 };
+  }
+
+  /** What the apiextensions controllers do right after a CRD is written: accept names, establish, serve. */
+  #establishCrd(crd: KubeObject): void {
+    if (!metaOf(crd).deletionTimestamp) {
+      const next = structuredClone(crd);
+      next["status"] = establishedStatus(crd, formatTimestamp(this.#now()));
+      if (JSON.stringify(next["status"]) !== JSON.stringify(crd["status"])) this.#store.write(CRD_STORAGE_KEY, next);
+    }
+    this.#registry.setCrds(this.#store.list(CRD_STORAGE_KEY));
+  }
+
+  update(def: ResourceDef, namespace: string | undefined, name: string, subresource: "status" | undefined, body: unknown, opts: WriteOptions): WriteResult {
+    const existing = this.#existing(def, namespace, name);
+    return this.#applyUpdate(def, namespace, name, subresource, body, existing, false, opts);
+  }
+
+  patch(def: ResourceDef, namespace: string | undefined, name: string, subresource: "status" | undefined, contentType: string, body: unknown, opts: WriteOptions): WriteResult {
+    const existing = this.#existing(def, namespace, name);
+    const patched = applyPatch(this.present(def, existing), contentType, body, def.strategicMerge);
+    return this.#applyUpdate(def, namespace, name, subresource, patched, existing, true, opts);
+  }
+
+  #applyUpdate(def: ResourceDef, namespace: string | undefined, name: string, subresource: "status" | undefined, body: unknown, existing: KubeObject, isPatch: boolean, opts: WriteOptions): WriteResult {
+    const ctx = this.#ctx(def, opts);
+    const next = prepareUpdate(ctx, { body, existing, subresource, urlName: name, urlNamespace: def.namespaced ? namespace : undefined, isPatch });
+    if (!next) return { object: this.present(def, existing), warnings: ctx.warnings, code: 200 };
+    if (opts.dryRun) return { object: this.present(def, next), warnings: ctx.warnings, code: 200 };
+    const key = storageKey(def);
+    const meta = metaOf(next);
+    if (meta.deletionTimestamp && (meta.finalizers ?? []).length === 0 && !this.#blockedBySpecFinalizers(def, next)) {
+      // The last finalizer of an object being deleted is gone: the object goes away now. As in Kubernetes the
+      // watch sees one DELETED event (carrying the last stored state) and the caller gets the updated object.
+      this.#store.remove(key, meta.namespace, name);
+      this.#afterWrite(def);
+      return { object: this.present(def, next), warnings: ctx.warnings, code: 200 };
+    }
+    const stored = this.#store.write(key, next);
+    this.#afterWrite(def);
+    return { object: this.present(def, stored), warnings: ctx.warnings, code: 200 };
+  }
+
+  #blockedBySpecFinalizers(def: ResourceDef, obj: KubeObject): boolean {
+    if (def.group !== "" || def.kind !== "Namespace") return false;
+    const fin = (obj["spec"] as Json | undefined)?.["finalizers"];
+    return Array.isArray(fin) && fin.length > 0;
+  }
+
+  #afterWrite(def: ResourceDef): void {
+    if (storageKey(def) === CRD_STORAGE_KEY) this.#registry.setCrds(this.#store.list(CRD_STORAGE_KEY));
+    this.#scheduleCleanup();
+  }
+
+  delete(def: ResourceDef, namespace: string | undefined, name: string, options: unknown, dryRun: boolean): WriteResult {
+    const existing = this.#existing(def, namespace, name);
+    const opts = (options ?? {}) as Json;
+    if (typeof opts !== "object" || Array.isArray(opts)) throw badRequest("DeleteOptions must be a JSON object");
+    const policy = opts["propagationPolicy"];
+    if (policy !== undefined && policy !== null && policy !== "Orphan" && policy !== "Background" && policy !== "Foreground") {
+      throw invalid("DeleteOptions", "meta.k8s.io", "", [{ type: "NotSupported", field: "propagationPolicy", value: policy, supported: ["Foreground", "Background", "Orphan", "nil"] }]);
+    }
+    const pre = (opts["preconditions"] ?? {}) as Json;
+    const meta = metaOf(existing);
+    if (typeof pre["uid"] === "string" && pre["uid"] !== meta.uid) {
+      throw conflict(this.#gr(def), name, `Precondition failed: UID in precondition: ${pre["uid"]}, UID in object meta: ${meta.uid ?? ""}`);
+    }
+    if (typeof pre["resourceVersion"] === "string" && pre["resourceVersion"] !== meta.resourceVersion) {
+      throw conflict(this.#gr(def), name, `Precondition failed: ResourceVersion in precondition: ${pre["resourceVersion"]}, ResourceVersion in meta: ${meta.resourceVersion ?? ""}`);
+    }
+    if (dryRun) return { object: this.present(def, existing), warnings: [], code: 200 };
+    const result = this.#deleteStored(def, existing);
+    this.#scheduleCleanup();
+    if (result.removed && !RETURNS_DELETED_OBJECT.has(storageKey(def)) && !def.schema) {
+      const details: Json = { name, kind: def.plural, uid: meta.uid };
+      if (def.group) details["group"] = def.group;
+      return { object: { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", details }, warnings: [], code: 200 };
+    }
+    return { object: this.present(def, result.object), warnings: [], code: 200 };
+  }
+
+  /** Deletes or marks an object for deletion (finalizers, namespaces, CRDs). */
+  #deleteStored(def: ResourceDef, existing: KubeObject): { object: KubeObject; removed: boolean } {
+    const key = storageKey(def);
+    const meta = metaOf(existing);
+    if (meta.deletionTimestamp) return { object: existing, removed: false };
+    const nowIso = formatTimestamp(this.#now());
+    const isNamespace = key === "namespaces";
+    const isCrd = key === CRD_STORAGE_KEY;
+    if (isNamespace || isCrd || (meta.finalizers ?? []).length > 0) {
+      const next = structuredClone(existing);
+      const m = metaOf(next);
+      m.deletionTimestamp = nowIso;
+      m.deletionGracePeriodSeconds = 0;
+      if (isNamespace) next["status"] = { ...((next["status"] as Json) ?? {}), phase: "Terminating" };
+      if (isCrd) {
+        const status = (next["status"] as Json | undefined) ?? {};
+        const conditions = Array.isArray(status["conditions"]) ? status["conditions"] : [];
+        next["status"] = { ...status, conditions: [...conditions, terminatingCondition(nowIso)] };
+      }
+      return { object: this.#store.write(key, next), removed: false };
+    }
+    const removed = this.#store.remove(key, meta.namespace, meta.name ?? "");
+    return { object: removed ?? existing, removed: true };
+  }
+
+  deleteCollection(def: ResourceDef, namespace: string | undefined, opts: ListOptions, dryRun: boolean): Json {
+    const list = this.list(def, namespace, { ...opts, limit: 0, continueToken: undefined });
+    const items = (list["items"] as KubeObject[]).map((item) => {
+      const stored = this.#existing(def, namespace, metaOf(item).name ?? "");
+      return dryRun ? stored : this.#deleteStored(def, stored).object;
+    });
+    this.#scheduleCleanup();
+    return { ...list, items: items.map((o) => this.present(def, o)) };
+  }
+
+  #scheduleCleanup(): void {
+    if (this.#cleanupScheduled) return;
+    this.#cleanupScheduled = true;
+    setImmediate(() => {
+      this.#cleanupScheduled = false;
+      this.reconcileTerminating();
+    });
+  }
+
+  /**
+   * The namespace and CRD finalization controllers in one pass: delete the contents of terminating namespaces
+   * and CRDs (objects with finalizers are only marked and block), then remove the emptied namespace or CRD.
+   */
+  reconcileTerminating(): void {
+    for (const ns of this.#store.list("namespaces")) {
+      const nsMeta = metaOf(ns);
+      if (!nsMeta.deletionTimestamp) continue;
+      for (const key of this.#store.resources()) {
+        const def = this.#registry.findByStorageKey(key);
+        for (const o of this.#store.list(key, nsMeta.name)) {
+          if (!metaOf(o).deletionTimestamp && def) this.#deleteStored(def, o);
+          else if (!def && !metaOf(o).finalizers?.length) this.#store.remove(key, nsMeta.name, metaOf(o).name ?? "");
+        }
+      }
+      if (this.#store.resources().some((k) => this.#store.list(k, nsMeta.name).length > 0)) continue;
+      const next = structuredClone(ns);
+      next["spec"] = { ...((next["spec"] as Json) ?? {}), finalizers: [] };
+      if ((nsMeta.finalizers ?? []).length > 0) {
+        if (JSON.stringify(next["spec"]) !== JSON.stringify(ns["spec"])) this.#store.write("namespaces", next);
+      } else {
+        this.#store.remove("namespaces", undefined, nsMeta.name ?? "");
+      }
+    }
+    for (const crd of this.#store.list(CRD_STORAGE_KEY)) {
+      const meta = metaOf(crd);
+      if (!meta.deletionTimestamp) continue;
+      const spec = (crd["spec"] as Json | undefined) ?? {};
+      const key = `${String((spec["names"] as Json | undefined)?.["plural"])}.${String(spec["group"])}`;
+      const def = this.#registry.findByStorageKey(key);
+      const objects = this.#store.list(key);
+      for (const o of objects) if (!metaOf(o).deletionTimestamp && def) this.#deleteStored(def, o);
+      if (this.#store.list(key).length > 0) continue;
+      const finalizers = (meta.finalizers ?? []).filter((f) => f !== CRD_CLEANUP_FINALIZER);
+      if (finalizers.length === 0) {
+        this.#store.remove(CRD_STORAGE_KEY, undefined, meta.name ?? "");
+      } else if (finalizers.length !== (meta.finalizers ?? []).length) {
+        const next = structuredClone(crd);
+        metaOf(next).finalizers = finalizers;
+        this.#store.write(CRD_STORAGE_KEY, next);
+      }
+      this.#registry.setCrds(this.#store.list(CRD_STORAGE_KEY));
+    }
+  }
+
+  /** Seeds the namespaces every cluster has. */
+  seedDefaultNamespaces(): void {
+    const def = this.#registry.find("", "v1", "namespaces");
+    if (!def) return;
+    for (const name of ["default", "kube-system", "kube-public", "kube-node-lease"]) {
+      if (this.#store.get("namespaces", undefined, name)) continue;
+      this.create(def, undefined, { apiVersion: "v1", kind: "Namespace", metadata: { name } }, { dryRun: false, fieldValidation: "Ignore" });
+    }
+  }
+}
