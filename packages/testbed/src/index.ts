@@ -35,6 +35,10 @@ export type { TokenBucketOptions } from "./azure/throttle";
 export { DEFAULT_TOKEN_ISSUER_OPTIONS, TokenIssuer, TokenVerificationError } from "./azure/token-issuer";
 export type { IssuedToken, IssueTokenRequest, TokenIssuerOptions } from "./azure/token-issuer";
 
+// Azure SQL TDS responder
+export { DEFAULT_TDS_SERVER_OPTIONS, TdsServer } from "./sql/tds-server";
+export type { LoginFailureReason, TdsBatch, TdsLogin, TdsServerOptions } from "./sql/tds-server";
+
 // Kubernetes API server (issue 4)
 export { DEFAULT_KUBE_API_SERVER_OPTIONS, KubeApiServer } from "./kube/kube-api-server";
 export type { KubeApiServerOptions } from "./kube/kube-api-server";
@@ -45,3 +49,4 @@ export { KubeStatusError } from "./kube/status-errors";
 export type { KubeStatus, StatusCause, StatusDetails } from "./kube/status-errors";
 export { renderKubeconfig } from "./kube/kubeconfig";
 export type { KubeconfigOptions } from "./kube/kubeconfig";
+
