@@ -39,8 +39,9 @@ export const ERROR_CODE_HINTS: Readonly<Record<string, ErrorCodeHint>> = {
     hint: "NMI could not reach the node's IMDS or Entra ID (or was throttled): retry; check the node's egress and IMDS health",
   },
   invalid_request: {
+    // IMDS uses this one code both for "Identity not found" and for malformed requests, so the hint names both.
     hint:
-      "the request was malformed (missing Metadata: true header or resource): check nothing between the app and the endpoint strips headers or query",
+      "the endpoint refused the request: if it says \"Identity not found\", the requested identity is not (yet) on this node's VM/VMSS (check clientId/resourceId and that MIC assigned it); otherwise the Metadata: true header or resource was missing",
   },
   bad_request_102: {
     hint: "IMDS did not see the Metadata: true header: check no proxy or sidecar strips it",
