@@ -6,6 +6,7 @@ needs=(
   "iptables:iptables"
   "conntrack:conntrack"
   "ip:iproute2"
+  "unshare:util-linux"
 )
 # kubectl for the Kubernetes API emulator's tests: unpacked, never apt-get installed (see ensure-kubectl.sh).
 bash "$(dirname "$0")/ensure-kubectl.sh"

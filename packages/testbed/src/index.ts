@@ -50,3 +50,43 @@ export type { KubeStatus, StatusCause, StatusDetails } from "./kube/status-error
 export { renderKubeconfig } from "./kube/kubeconfig";
 export type { KubeconfigOptions } from "./kube/kubeconfig";
 
+// Network-namespace topology (issue 7)
+export {
+  azureProviderId,
+  caEnvironment,
+  DEFAULT_TOPOLOGY_OPTIONS,
+  IMDS_CHAIN,
+  KubeRestClient,
+  NetnsError,
+  newRunId,
+  PRIVATE_NETNS_ENV,
+  privateNetnsInfo,
+  privateNetnsUnavailableReason,
+  runInPrivateNetns,
+  spawnInPrivateNetns,
+  STARTUP_TAINT,
+  toleratesTaint,
+  Topology,
+  TopologyNode,
+  TopologyPod,
+  untoleratedTaints,
+} from "./netns/index";
+export type {
+  AddNodeOptions,
+  AddPodOptions,
+  AzureProviderIdParts,
+  KubeConnection,
+  NetnsErrorCode,
+  PodPhase,
+  PrivateNetnsInfo,
+  PrivateNetnsMode,
+  PrivateNetnsOptions,
+  PrivateNetnsProcess,
+  ProcessResult,
+  RunInNetnsOptions,
+  SpawnInNetnsOptions,
+  Taint,
+  TaintEffect,
+  Toleration,
+  TopologyOptions,
+} from "./netns/index";
