@@ -1,0 +1,79 @@
+/**
+ * NMI's own refusals, as CONTRACT.md's table: each has an HTTP status, an IMDS-shaped `error` code and, for 503s,
+ * a Retry-After. Messages name what to check and never contain a token or secret.
+ */
+export const NMI_ERROR_CODE = {
+  InvalidRequest: "invalid_request",
+  HostNetwork: "podidentity_host_network",
+  NoBinding: "podidentity_no_binding",
+  NotBound: "podidentity_not_bound",
+  PodUnknown: "podidentity_pod_unknown",
+  Pending: "podidentity_pending",
+  UpstreamUnavailable: "podidentity_upstream_unavailable",
+  /**
+   * Not in CONTRACT.md's table: `/metadata/instance` with `--block-instance-metadata`, and `/host/token` from
+   * anywhere but 127.0.0.1 (v1.8 answered those in plain text, 403 and 500).
+   */
+  Forbidden: "podidentity_forbidden",
+  /** Not in CONTRACT.md's table: the AzureIdentity or its Secret is unusable (v1.8: 503). */
+  IdentityInvalid: "podidentity_identity_invalid",
+  Internal: "podidentity_internal_error",
+} as const;
+export type NmiErrorCode = (typeof NMI_ERROR_CODE)[keyof typeof NMI_ERROR_CODE];
+
+export interface NmiErrorOptions {
+  retryAfterSeconds?: number;
+  cause?: unknown;
+  headers?: Record<string, string>;
+}
+
+export class NmiError extends Error {
+  readonly statusCode: number;
+  readonly code: string;
+  readonly retryAfterSeconds: number | undefined;
+  readonly headers: Record<string, string>;
+
+  constructor(statusCode: number, code: string, message: string, options: NmiErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "NmiError";
+    this.statusCode = statusCode;
+    this.code = code;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.headers = options.headers ?? {};
+  }
+
+  /** The IMDS-shaped body. */
+  toJSON(): { error: string; error_description: string } {
+    return { error: this.code, error_description: this.message };
+  }
+}
+
+/**
+ * A refusal by upstream IMDS or Entra that is not ours to reinterpret (CONTRACT: "passed through unchanged"):
+ * the status and the parsed body are kept as they came.
+ */
+export class UpstreamRefusalError extends Error {
+  readonly statusCode: number;
+  readonly body: unknown;
+  readonly code = "UPSTREAM_REFUSAL";
+
+  constructor(statusCode: number, body: unknown, message: string) {
+    super(message);
+    this.name = "UpstreamRefusalError";
+    this.statusCode = statusCode;
+    this.body = body;
+  }
+
+  /** IMDS answers 400 `Identity not found` while an assignment is still propagating to the node. */
+  get isIdentityNotFound(): boolean {
+    const b = this.body as { error_description?: unknown } | undefined;
+    return this.statusCode === 400 && typeof b?.error_description === "string" && /identity not found/i.test(b.error_description);
+  }
+}
+
+/** Client IDs in logs and messages: first and last 4 characters only (issue 5). */
+export function redactId(id: string | undefined): string {
+  if (id === undefined || id === "") return "";
+  if (id.length <= 8) return "****";
+  return `${id.slice(0, 4)}…${id.slice(-4)}`;
+}
