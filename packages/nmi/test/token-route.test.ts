@@ -260,11 +260,15 @@ describe("token route: pending assignments", () => {
     c.identity("shop", "kv-reader", uai, { selector: "web" });
     c.pod("web-1", POD_IP, { namespace: "shop", label: "web" });
     c.assigned({ name: "web-1", namespace: "shop" }, { name: "kv-reader", namespace: "shop" }, "Assigned");
-    c.assignOnVm(uai, 400); // IMDS learns it 400 ms from now
+    // On the VM, but IMDS does not know it yet: it only learns of it below, after NMI has been told "not found".
+    c.assignOnVm(uai, 3_600_000);
     await c.startNmi({ waitForAssignmentMs: 5_000 });
-    const r = await c.token(POD_IP);
+    const answer = c.token(POD_IP);
+    await eventually(() => ((c.imds.counters.byStatus[400] ?? 0) >= 1 ? true : undefined), "IMDS answered 'Identity not found'");
+    c.vm.applyIdentityPatch({ type: "None" }, c.cloud.registry, { effectiveAtMs: c.cloud.clock.now() });
+    c.assignOnVm(uai, 0); // propagation done
+    const r = await answer;
     expect(r.status, r.text).toBe(200);
-    expect(c.imds.counters.byStatus[400]).toBeGreaterThanOrEqual(1);
   });
 
   it("answers 503 podidentity_pending when the assignment never reaches IMDS within the hold", async () => {
