@@ -1,0 +1,182 @@
+import {
+  ASSIGNED_IDENTITY_STATE,
+  IDENTITY_TYPE,
+  assignedIdentityState,
+  canonicalResourceId,
+  nameOf,
+  namespaceOf,
+  normalizeAzureAssignedIdentity,
+  type AssignedIdentityState,
+  type AzureAssignedIdentity,
+} from "@podidentity/api";
+import { parseComputeTarget, type ComputeTarget } from "./arm/compute-target";
+
+/**
+ * Who put the identity on the VM/VMSS, recorded on the AzureAssignedIdentity so it survives restarts and leader
+ * changes: `mic` (MIC's PATCH added it — written *before* the PATCH is sent), `pre-existing` (it was there
+ * already), `pending` (not known yet). Objects without the annotation were created by aad-pod-identity v1.8
+ * and count as MIC-added once Assigned, as v1.8 would have removed them.
+ */
+export const ADDED_BY_ANNOTATION = "mic.podidentity.io/added-by";
+/** The VM/VMSS resource ID the assignment lives on, so it can be released after its node is gone. */
+export const COMPUTE_RESOURCE_ANNOTATION = "mic.podidentity.io/compute-resource";
+/** Hash of what the object was made from (identity and binding specs, pod, node): equal means current. */
+export const FINGERPRINT_ANNOTATION = "mic.podidentity.io/fingerprint";
+/** `<namespace>/<name>` of the AzureIdentity and AzureIdentityBinding (also in the embedded refs' metadata). */
+export const IDENTITY_ANNOTATION = "mic.podidentity.io/identity";
+export const BINDING_ANNOTATION = "mic.podidentity.io/binding";
+
+export type AddedBy = "mic" | "pre-existing" | "pending" | "legacy";
+
+export interface IndexedAssignment {
+  readonly key: string;
+  readonly object: AzureAssignedIdentity;
+  readonly state: AssignedIdentityState | undefined;
+  readonly target: ComputeTarget | undefined;
+  readonly resourceId: string | undefined;
+  readonly clientId: string;
+  readonly identityType: number;
+  readonly addedBy: AddedBy;
+  readonly terminating: boolean;
+  readonly fingerprint: string | undefined;
+  readonly identityKey: string | undefined;
+  readonly bindingKey: string | undefined;
+}
+
+function add<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
+}
+function remove<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}
+
+/**
+ * The AzureAssignedIdentity objects that exist, indexed by VM/VMSS and identity, with who added each identity.
+ * `nodeTarget` resolves v1.8 objects (which carry no compute-resource annotation) through their node.
+ */
+export class AssignedIdentityIndex {
+  readonly #items = new Map<string, IndexedAssignment>();
+  /** target key → resource ID → keys. */
+  readonly #byTarget = new Map<string, Map<string, Set<string>>>();
+  readonly #assignedByIdentity = new Map<string, Set<string>>();
+  readonly #assignedByBinding = new Map<string, Set<string>>();
+  readonly #nodeTarget: (nodeName: string) => ComputeTarget | undefined;
+
+  constructor(nodeTarget: (nodeName: string) => ComputeTarget | undefined) {
+    this.#nodeTarget = nodeTarget;
+  }
+
+  get size(): number {
+    return this.#items.size;
+  }
+
+  get(key: string): IndexedAssignment | undefined {
+    return this.#items.get(key);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#items.keys();
+  }
+
+  values(): IterableIterator<IndexedAssignment> {
+    return this.#items.values();
+  }
+
+  upsert(raw: unknown): IndexedAssignment {
+    const item = indexAssignment(raw, this.#nodeTarget);
+    this.delete(item.key);
+    this.#items.set(item.key, item);
+    if (item.target && item.resourceId) {
+      let byId = this.#byTarget.get(item.target.key);
+      if (!byId) this.#byTarget.set(item.target.key, (byId = new Map()));
+      add(byId, item.resourceId, item.key);
+    }
+    if (item.state === ASSIGNED_IDENTITY_STATE.Assigned && !item.terminating) {
+      if (item.identityKey) add(this.#assignedByIdentity, item.identityKey, item.key);
+      if (item.bindingKey) add(this.#assignedByBinding, item.bindingKey, item.key);
+    }
+    return item;
+  }
+
+  delete(key: string): IndexedAssignment | undefined {
+    const item = this.#items.get(key);
+    if (!item) return undefined;
+    this.#items.delete(key);
+    if (item.target && item.resourceId) {
+      const byId = this.#byTarget.get(item.target.key);
+      if (byId) {
+        remove(byId, item.resourceId, key);
+        if (byId.size === 0) this.#byTarget.delete(item.target.key);
+      }
+    }
+    if (item.identityKey) remove(this.#assignedByIdentity, item.identityKey, key);
+    if (item.bindingKey) remove(this.#assignedByBinding, item.bindingKey, key);
+    return item;
+  }
+
+  /** Keys of objects recording `resourceId` on `target`. */
+  keysFor(target: string, resourceId: string): ReadonlySet<string> {
+    return this.#byTarget.get(target)?.get(resourceId) ?? new Set();
+  }
+
+  /** Every identity some object records on `target`. */
+  identitiesOn(target: string): ReadonlyMap<string, ReadonlySet<string>> {
+    return this.#byTarget.get(target) ?? new Map();
+  }
+
+  targets(): IterableIterator<string> {
+    return this.#byTarget.keys();
+  }
+
+  /** Whether MIC's own PATCH put `resourceId` on `target` (some object says so). */
+  addedByMic(target: string, resourceId: string): boolean {
+    for (const key of this.keysFor(target, resourceId)) {
+      const item = this.#items.get(key)!;
+      if (item.addedBy === "mic") return true;
+      // v1.8's objects: once Assigned (or later Unassigned) v1.8 would have removed the identity itself.
+      if (item.addedBy === "legacy" && item.state !== undefined && item.state !== ASSIGNED_IDENTITY_STATE.Created) return true;
+    }
+    return false;
+  }
+
+  assignedCountForIdentity(identityKey: string): number {
+    return this.#assignedByIdentity.get(identityKey)?.size ?? 0;
+  }
+
+  assignedCountForBinding(bindingKey: string): number {
+    return this.#assignedByBinding.get(bindingKey)?.size ?? 0;
+  }
+}
+
+export function indexAssignment(raw: unknown, nodeTarget: (nodeName: string) => ComputeTarget | undefined): IndexedAssignment {
+  const object = normalizeAzureAssignedIdentity(raw).object;
+  const annotations = object.metadata.annotations ?? {};
+  const identity = object.spec.azureIdentityRef;
+  const identityType = identity ? Number(identity.spec.type) : -1;
+  const resourceId =
+    identityType === IDENTITY_TYPE.UserAssignedMSI && identity?.spec.resourceID ? canonicalResourceId(identity.spec.resourceID) : undefined;
+  const annotated = annotations[COMPUTE_RESOURCE_ANNOTATION];
+  const target = annotated ? parseComputeTarget(annotated) : object.spec.nodename ? nodeTarget(object.spec.nodename) : undefined;
+  const addedByRaw = annotations[ADDED_BY_ANNOTATION];
+  const addedBy: AddedBy = addedByRaw === "mic" || addedByRaw === "pre-existing" || addedByRaw === "pending" ? addedByRaw : "legacy";
+  const binding = object.spec.azureBindingRef;
+  return {
+    key: `${namespaceOf(object)}/${nameOf(object)}`,
+    object,
+    state: assignedIdentityState(object),
+    target,
+    resourceId,
+    clientId: (identity?.spec.clientID ?? "").toLowerCase(),
+    identityType,
+    addedBy,
+    terminating: object.metadata.deletionTimestamp !== undefined,
+    fingerprint: annotations[FINGERPRINT_ANNOTATION],
+    identityKey: annotations[IDENTITY_ANNOTATION] ?? (identity && nameOf(identity) ? `${namespaceOf(identity)}/${nameOf(identity)}` : undefined),
+    bindingKey: annotations[BINDING_ANNOTATION] ?? (binding && nameOf(binding) ? `${namespaceOf(binding)}/${nameOf(binding)}` : undefined),
+  };
+}

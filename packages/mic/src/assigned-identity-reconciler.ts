@@ -1,0 +1,385 @@
+import { createHash } from "node:crypto";
+import {
+  API_GROUP_VERSION,
+  ASSIGNED_IDENTITY_FINALIZER,
+  ASSIGNED_IDENTITY_STATE,
+  AZURE_ASSIGNED_IDENTITY_NAMES,
+  IDENTITY_TYPE,
+  NODENAME_LABEL,
+  nameOf,
+  namespaceOf,
+  type AzureIdentity,
+  type AzureIdentityBinding,
+} from "@podidentity/api";
+import type { Logger } from "pino";
+import type { AssignmentEngine } from "./assignment-engine";
+import {
+  ADDED_BY_ANNOTATION,
+  BINDING_ANNOTATION,
+  COMPUTE_RESOURCE_ANNOTATION,
+  IDENTITY_ANNOTATION,
+  FINGERPRINT_ANNOTATION,
+  type AssignedIdentityIndex,
+  type IndexedAssignment,
+} from "./assigned-identity-index";
+import type { ComputeTarget } from "./arm/compute-target";
+import type { Clock } from "./clock";
+import { assignmentFingerprint, type DesiredAssignment, type DesiredState } from "./desired-state";
+import type { EventRecorder, InvolvedObject } from "./event-recorder";
+import { NotLeaderError } from "./errors";
+import { isNotFound, type KubeClient } from "./kube/kube-client";
+import type { ReconcileResult } from "./work-queue";
+
+export interface AssignedIdentityWriter {
+  /** Feeds a write's response into the local cache at once (before its watch event). */
+  applyLocal(object: unknown): void;
+  applyLocalDelete(key: string): void;
+}
+
+export interface AssignedIdentityReconcilerOptions {
+  client: KubeClient;
+  desired: DesiredState;
+  index: AssignedIdentityIndex;
+  engine: () => AssignmentEngine | undefined;
+  writer: AssignedIdentityWriter;
+  events: EventRecorder;
+  clock: Clock;
+  logger: Logger;
+  signal: () => AbortSignal;
+  isImmutable(clientId: string | null | undefined): boolean;
+  /** Called when an assignment becomes Assigned, with the time since MIC first wanted it. */
+  onAssigned?(seconds: number): void;
+  /** Re-check an assignment whose identity ARM has not shown yet after this long, even without a wake-up. */
+  pollIntervalMs?: number;
+}
+
+const AAI_PLURAL = AZURE_ASSIGNED_IDENTITY_NAMES.plural;
+const aaiPath = (namespace: string, name?: string): string =>
+  `/apis/${API_GROUP_VERSION}/namespaces/${encodeURIComponent(namespace)}/${AAI_PLURAL}${name === undefined ? "" : `/${encodeURIComponent(name)}`}`;
+const MERGE_PATCH = "application/merge-patch+json";
+
+export function fingerprintHash(fingerprint: string): string {
+  return createHash("sha256").update(fingerprint).digest("hex").slice(0, 32);
+}
+
+function embed<T extends AzureIdentity | AzureIdentityBinding>(object: T): T {
+  const m = object.metadata;
+  return {
+    apiVersion: object.apiVersion,
+    kind: object.kind,
+    metadata: {
+      name: m.name,
+      namespace: namespaceOf(object),
+      ...(m.uid !== undefined && { uid: m.uid }),
+      ...(m.annotations !== undefined && { annotations: m.annotations }),
+    },
+    spec: object.spec,
+  } as T;
+}
+
+/**
+ * One AzureAssignedIdentity, level-based: read what should exist (DesiredState), what does (the index), and what
+ * ARM holds (the engine's last observation); take the next step of v1.8's lifecycle
+ * (none → Created → Assigned; Assigned → Unassigned → deleted) and return.
+ *
+ * Removal from the VM/VMSS is decided per (VM/VMSS, identity), not per object: only when no pod there needs it,
+ * it is not immutable, and an object records that MIC added it (`mic.podidentity.io/added-by`). The finalizer
+ * holds the last such record until the engine has removed the identity.
+ */
+export class AssignedIdentityReconciler {
+  readonly #o: AssignedIdentityReconcilerOptions;
+  readonly #releaseTickets = new Map<string, number>();
+  readonly #assignTickets = new Map<string, { ticket: number; atMs: number }>();
+  readonly #wantedSince = new Map<string, number>();
+
+  constructor(options: AssignedIdentityReconcilerOptions) {
+    this.#o = options;
+  }
+
+  /** Forget per-term memory (tickets refer to an engine that no longer runs). */
+  reset(): void {
+    this.#releaseTickets.clear();
+    this.#assignTickets.clear();
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult | void> {
+    const desired = this.#o.desired.get(key);
+    const existing = this.#o.index.get(key);
+    if (desired && !this.#wantedSince.has(key)) this.#wantedSince.set(key, this.#o.clock.now());
+    if (!desired) this.#wantedSince.delete(key);
+    if (!existing) return desired ? this.#create(desired) : undefined;
+    if (desired && !existing.terminating) {
+      const hash = fingerprintHash(desired.fingerprint);
+      if (existing.fingerprint === hash) return this.#converge(desired, existing);
+      if (existing.fingerprint === undefined && legacyFingerprint(existing) === desired.fingerprint) {
+        // A v1.8 object that still describes this pod: adopt it (annotations only; who-added stays "legacy").
+        const adopted = await this.#patch(existing, { metadata: { annotations: this.#annotations(desired, undefined) } });
+        return this.#converge(desired, adopted);
+      }
+      if (existing.target?.key === desired.target?.key && existing.resourceId === desired.resourceId && existing.identityType === desired.identityType) {
+        return this.#update(desired, existing);
+      }
+      this.#o.logger.debug({ key, existingTarget: existing.target?.key, target: desired.target?.key, existingId: existing.resourceId, id: desired.resourceId, types: [existing.identityType, desired.identityType] }, "assignment changed: replacing it");
+    }
+    return this.#release(existing);
+  }
+
+  #annotations(desired: DesiredAssignment, addedBy: string | undefined): Record<string, string> {
+    return {
+      [FINGERPRINT_ANNOTATION]: fingerprintHash(desired.fingerprint),
+      [IDENTITY_ANNOTATION]: `${namespaceOf(desired.identity)}/${nameOf(desired.identity)}`,
+      [BINDING_ANNOTATION]: `${namespaceOf(desired.binding)}/${nameOf(desired.binding)}`,
+      ...(desired.target && { [COMPUTE_RESOURCE_ANNOTATION]: desired.target.resourceId }),
+      ...(addedBy !== undefined && { [ADDED_BY_ANNOTATION]: addedBy }),
+    };
+  }
+
+  #spec(desired: DesiredAssignment): Record<string, unknown> {
+    return {
+      azureIdentityRef: embed(desired.identity),
+      azureBindingRef: embed(desired.binding),
+      pod: desired.pod,
+      podNamespace: desired.podNamespace,
+      nodename: desired.nodeName,
+    };
+  }
+
+  async #create(desired: DesiredAssignment): Promise<ReconcileResult | void> {
+    const userAssigned = desired.identityType === IDENTITY_TYPE.UserAssignedMSI;
+    const addedBy = userAssigned && desired.target && desired.resourceId ? (this.#o.index.addedByMic(desired.target.key, desired.resourceId) ? "mic" : "pending") : undefined;
+    const body = {
+      apiVersion: API_GROUP_VERSION,
+      kind: AZURE_ASSIGNED_IDENTITY_NAMES.kind,
+      metadata: {
+        name: desired.name,
+        namespace: desired.namespace,
+        labels: { [NODENAME_LABEL]: desired.nodeName },
+        annotations: this.#annotations(desired, addedBy),
+        finalizers: [ASSIGNED_IDENTITY_FINALIZER],
+      },
+      spec: this.#spec(desired),
+      // Service principals need no ARM call: Assigned at once. The CRD has no status subresource, so status is
+      // written with the object in one request (as v1.8).
+      status: { status: userAssigned ? ASSIGNED_IDENTITY_STATE.Created : ASSIGNED_IDENTITY_STATE.Assigned, availableReplicas: 1 },
+    };
+    this.#assertLeader("create AzureAssignedIdentity");
+    try {
+      const created = await this.#o.client.request<unknown>("POST", aaiPath(desired.namespace), { body, signal: this.#o.signal() });
+      this.#o.writer.applyLocal(created);
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 409) {
+        // Our cache is behind: read the object and decide again.
+        const current = await this.#o.client.request<unknown>("GET", aaiPath(desired.namespace, desired.name), { signal: this.#o.signal() });
+        this.#o.writer.applyLocal(current);
+        return { requeueAfterMs: 0 };
+      }
+      if ((error as { statusCode?: number }).statusCode === 422 || (error as { statusCode?: number }).statusCode === 400) {
+        // e.g. a name over 253 characters (v1.8's naming is not truncated): tell the user where they look.
+        this.#o.events.record(podRef(desired), "Warning", "binding apply error", `Cannot create AzureAssignedIdentity ${desired.key}: ${(error as Error).message}`);
+      }
+      throw error;
+    }
+    if (userAssigned) {
+      if (desired.target) this.#requestAssign(desired.key, desired.target);
+      else this.#noTarget(desired);
+    } else {
+      this.#assigned(desired);
+    }
+  }
+
+  async #update(desired: DesiredAssignment, existing: IndexedAssignment): Promise<void> {
+    // Same pod, VM/VMSS and identity resource, but the identity's or binding's spec changed: replace the spec
+    // in place (as v1.8), keeping the who-added record and the state, which ARM-wise are unchanged.
+    const raw = structuredClone(existing.object) as unknown as Record<string, unknown> & { metadata: Record<string, unknown> };
+    raw.metadata["annotations"] = { ...(existing.object.metadata.annotations ?? {}), ...this.#annotations(desired, undefined) };
+    raw.metadata["labels"] = { ...(existing.object.metadata.labels ?? {}), [NODENAME_LABEL]: desired.nodeName };
+    raw["spec"] = this.#spec(desired);
+    this.#assertLeader("update AzureAssignedIdentity");
+    const updated = await this.#o.client.request<unknown>("PUT", aaiPath(desired.namespace, desired.name), { body: raw, signal: this.#o.signal() });
+    this.#o.writer.applyLocal(updated);
+  }
+
+  async #converge(desired: DesiredAssignment, existing: IndexedAssignment): Promise<ReconcileResult | void> {
+    if (existing.state === ASSIGNED_IDENTITY_STATE.Assigned) return;
+    if (desired.identityType !== IDENTITY_TYPE.UserAssignedMSI) return this.#markAssigned(desired, existing, undefined);
+    const target = desired.target;
+    const resourceId = desired.resourceId;
+    if (!target || !resourceId) {
+      this.#noTarget(desired);
+      return;
+    }
+    const engine = this.#o.engine();
+    const observation = engine?.observation(target.key);
+    const held = observation?.state.userAssigned.get(resourceId);
+    const settled = !/^updating$/i.test(observation?.state.provisioningState ?? "");
+    if (held && held.clientId !== null && settled) {
+      const addedBy = existing.addedBy === "legacy" ? undefined : this.#o.index.addedByMic(target.key, resourceId) ? "mic" : "pre-existing";
+      return this.#markAssigned(desired, existing, addedBy);
+    }
+    const now = this.#o.clock.now();
+    const failure = engine?.failure(target.key, resourceId);
+    if (failure && failure.retryAtMs > now) {
+      const message = `Applying binding ${nameOf(desired.binding)} node ${desired.nodeName} for pod ${desired.pod} resulted in error ${failure.message}`;
+      this.#o.events.record(bindingRef(desired.binding), "Warning", "binding apply error", message);
+      this.#o.events.record(podRef(desired), "Warning", "binding apply error", message);
+      return { requeueAfterMs: failure.retryAtMs - now + 50 };
+    }
+    const pending = this.#assignTickets.get(desired.key);
+    if (pending && (observation?.completed ?? 0) < pending.ticket) return { requeueAfterMs: this.#o.pollIntervalMs ?? 30_000 };
+    if (pending && now - pending.atMs < 5_000) return { requeueAfterMs: 5_000 - (now - pending.atMs) };
+    this.#requestAssign(desired.key, target);
+    return { requeueAfterMs: this.#o.pollIntervalMs ?? 30_000 };
+  }
+
+  #requestAssign(key: string, target: ComputeTarget): void {
+    const engine = this.#o.engine();
+    if (!engine) return;
+    this.#assignTickets.set(key, { ticket: engine.request(target), atMs: this.#o.clock.now() });
+  }
+
+  #noTarget(desired: DesiredAssignment): void {
+    this.#o.events.record(
+      podRef(desired),
+      "Warning",
+      "binding apply error",
+      `Node ${desired.nodeName} has no Azure VM or VMSS provider ID (spec.providerID); cannot assign identity ${nameOf(desired.identity)}`,
+    );
+  }
+
+  async #markAssigned(desired: DesiredAssignment, existing: IndexedAssignment, addedBy: string | undefined): Promise<void> {
+    await this.#patch(existing, {
+      metadata: { annotations: this.#annotations(desired, addedBy) },
+      status: { status: ASSIGNED_IDENTITY_STATE.Assigned, availableReplicas: 1 },
+    });
+    this.#assignTickets.delete(desired.key);
+    this.#assigned(desired);
+  }
+
+  #assigned(desired: DesiredAssignment): void {
+    const since = this.#wantedSince.get(desired.key);
+    if (since !== undefined) this.#o.onAssigned?.((this.#o.clock.now() - since) / 1000);
+    const message = `Binding ${nameOf(desired.binding)} applied on node ${desired.nodeName} for pod ${desired.pod}`;
+    this.#o.events.record(bindingRef(desired.binding), "Normal", "binding applied", message);
+    this.#o.events.record(podRef(desired), "Normal", "binding applied", message);
+  }
+
+  async #release(existing: IndexedAssignment): Promise<ReconcileResult | void> {
+    const { index, desired } = this.#o;
+    const target = existing.target;
+    const resourceId = existing.resourceId;
+    if (target && resourceId && existing.identityType === IDENTITY_TYPE.UserAssignedMSI) {
+      const engine = this.#o.engine();
+      if (!engine) return;
+      // Decide only once the VM/VMSS has settled: a sync already in flight may be about to add this identity
+      // (its "added by MIC" record is written before its PATCH), and deciding from the record as it was before
+      // would leak the identity.
+      let ticket = this.#releaseTickets.get(existing.key);
+      if (ticket === undefined) {
+        ticket = engine.request(target);
+        this.#releaseTickets.set(existing.key, ticket);
+      }
+      const observation = engine.observation(target.key);
+      if (!observation || observation.completed < ticket) return { requeueAfterMs: this.#o.pollIntervalMs ?? 30_000 };
+      existing = index.get(existing.key) ?? existing;
+      this.#o.logger.debug({ key: existing.key, target: target.resourceId, resourceId, addedBy: existing.addedBy, state: existing.state }, "releasing");
+      const others = [...(desired.wanted(target.key).get(resourceId) ?? [])].filter((k) => k !== existing.key);
+      if (others.length > 0) {
+        // Other pods there still need it: no ARM call, but the "MIC added it" record must outlive this object.
+        if (isAddedByMicRecord(existing)) {
+          const siblings = [...index.keysFor(target.key, resourceId)].map((k) => index.get(k)!).filter((s) => s.key !== existing.key);
+          if (!siblings.some(isAddedByMicRecord)) {
+            const heirs = siblings.filter((s) => !s.terminating);
+            if (heirs.length === 0) return { requeueAfterMs: 200 };
+            await Promise.all(heirs.map((s) => this.#patch(s, { metadata: { annotations: { [ADDED_BY_ANNOTATION]: "mic" } } })));
+          }
+        }
+      } else if (index.addedByMic(target.key, resourceId) && !this.#o.isImmutable(existing.clientId)) {
+        if (existing.state === ASSIGNED_IDENTITY_STATE.Assigned && !existing.terminating) {
+          existing = await this.#patch(existing, { status: { status: ASSIGNED_IDENTITY_STATE.Unassigned } });
+        }
+        const held = observation.state.userAssigned.get(resourceId);
+        if (observation.state.exists && held && !this.#o.isImmutable(held.clientId)) {
+          // Still there: the next sync removes it (the engine's planner now sees it as removable).
+          this.#releaseTickets.set(existing.key, engine.request(target));
+          return { requeueAfterMs: this.#o.pollIntervalMs ?? 30_000 };
+        }
+      }
+    }
+    await this.#finalize(existing);
+    this.#releaseTickets.delete(existing.key);
+  }
+
+  async #finalize(existing: IndexedAssignment): Promise<void> {
+    const { client, writer } = this.#o;
+    const namespace = namespaceOf(existing.object);
+    const name = nameOf(existing.object);
+    const finalizers = existing.object.metadata.finalizers ?? [];
+    this.#assertLeader("delete AzureAssignedIdentity");
+    try {
+      if (finalizers.includes(ASSIGNED_IDENTITY_FINALIZER)) {
+        await client.request("PATCH", aaiPath(namespace, name), {
+          body: { metadata: { finalizers: finalizers.filter((f) => f !== ASSIGNED_IDENTITY_FINALIZER), resourceVersion: existing.object.metadata.resourceVersion } },
+          contentType: MERGE_PATCH,
+          signal: this.#o.signal(),
+        });
+      }
+      if (!existing.terminating) await client.request("DELETE", aaiPath(namespace, name), { signal: this.#o.signal() });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    writer.applyLocalDelete(existing.key);
+  }
+
+  async #patch(existing: IndexedAssignment, patch: Record<string, unknown>): Promise<IndexedAssignment> {
+    this.#assertLeader("update AzureAssignedIdentity");
+    const updated = await this.#o.client.request<unknown>("PATCH", aaiPath(namespaceOf(existing.object), nameOf(existing.object)), {
+      body: patch,
+      contentType: MERGE_PATCH,
+      signal: this.#o.signal(),
+    });
+    this.#o.writer.applyLocal(updated);
+    return this.#o.index.get(existing.key) ?? existing;
+  }
+
+  /** Write-ahead for the engine: mark one object per identity "added by MIC" before the PATCH that adds it. */
+  async recordAdding(target: string, ids: readonly string[]): Promise<void> {
+    const { index } = this.#o;
+    await Promise.all(
+      ids.map(async (id) => {
+        if (index.addedByMic(target, id)) return;
+        const holder = [...index.keysFor(target, id)].map((k) => index.get(k)!).find((s) => !s.terminating);
+        if (!holder) throw new Error(`no AzureAssignedIdentity records ${id} on ${target}; not adding it`);
+        await this.#patch(holder, { metadata: { annotations: { [ADDED_BY_ANNOTATION]: "mic" } } });
+      }),
+    );
+  }
+
+  #assertLeader(what: string): void {
+    if (this.#o.signal().aborted) throw new NotLeaderError(what);
+  }
+}
+
+/** Whether this object is evidence that MIC added its identity (v1.8's objects count once Assigned). */
+function isAddedByMicRecord(item: IndexedAssignment): boolean {
+  return item.addedBy === "mic" || (item.addedBy === "legacy" && item.state !== undefined && item.state !== ASSIGNED_IDENTITY_STATE.Created);
+}
+
+function legacyFingerprint(existing: IndexedAssignment): string | undefined {
+  const { azureIdentityRef, azureBindingRef, pod, podNamespace, nodename } = existing.object.spec;
+  if (!azureIdentityRef || !azureBindingRef || !pod || !podNamespace || !nodename) return undefined;
+  return assignmentFingerprint(azureIdentityRef, azureBindingRef, pod, podNamespace, nodename);
+}
+
+function podRef(desired: DesiredAssignment): InvolvedObject {
+  return { apiVersion: "v1", kind: "Pod", name: desired.pod, namespace: desired.podNamespace, ...(desired.podUid && { uid: desired.podUid }) };
+}
+
+function bindingRef(binding: AzureIdentityBinding): InvolvedObject {
+  return {
+    apiVersion: API_GROUP_VERSION,
+    kind: binding.kind,
+    name: nameOf(binding),
+    namespace: namespaceOf(binding),
+    ...(binding.metadata.uid && { uid: binding.metadata.uid }),
+  };
+}

@@ -1,0 +1,241 @@
+import type { Logger } from "pino";
+import type { ComputeClient, ComputeIdentityState } from "./arm/compute-client";
+import type { ComputeTarget } from "./arm/compute-target";
+import type { Clock } from "./clock";
+import { ArmRequestError, isAbortError } from "./errors";
+import { describe } from "./kube/informer";
+
+export interface TargetObservation {
+  readonly state: ComputeIdentityState;
+  readonly atMs: number;
+  /** The last request ticket whose sync completed: everything requested up to it has been applied. */
+  readonly completed: number;
+}
+
+export interface IdentityFailure {
+  readonly message: string;
+  readonly attempts: number;
+  readonly retryAtMs: number;
+}
+
+/** What the engine reads about the cluster, each sync afresh (level-based). */
+export interface AssignmentPlanner {
+  /** Canonical IDs the pods on `target` need whose AzureAssignedIdentity exists (so ownership can be recorded). */
+  addable(target: string): Iterable<string>;
+  /** Canonical IDs no pod on `target` needs any more that MIC added and are not immutable. */
+  removable(target: string): Iterable<string>;
+  /** Client IDs never removed (`--immutable-user-msis`, plus the cluster identity). */
+  isImmutable(clientId: string | null): boolean;
+  /** Write-ahead: record on the API server that MIC is about to add `ids` to `target`. Must succeed first. */
+  recordAdding(target: string, ids: readonly string[], signal: AbortSignal): Promise<void>;
+  /** After every sync (success or not): wake the assignments on `target`. */
+  synced(target: string): void;
+  /** Drift repair: ARM shows `clientId` for `resourceId` on `target`. */
+  observed?(target: string, state: ComputeIdentityState): void;
+}
+
+export interface AssignmentEngineOptions {
+  compute: ComputeClient;
+  planner: AssignmentPlanner;
+  clock: Clock;
+  logger: Logger;
+  /** Aborted when leadership is lost: every GET/PATCH in flight stops at once. */
+  signal: AbortSignal;
+  /** How long a first request waits for more to batch into the same PATCH. */
+  batchWindowMs: number;
+  /** Reuse the state our own PATCH returned for this long instead of GETting again. */
+  stateTtlMs: number;
+  /** Backoff of one identity ARM refused (FailedIdentityOperation): initial doubling to max. */
+  identityBackoffInitialMs: number;
+  identityBackoffMaxMs: number;
+  /** Backoff of a whole VM/VMSS after other failures (5xx, network). */
+  targetBackoffInitialMs: number;
+  targetBackoffMaxMs: number;
+  onSyncDone?(target: string, outcome: "success" | "error", durationMs: number): void;
+}
+
+interface TargetWork {
+  target: ComputeTarget;
+  requested: number;
+  completed: number;
+  refresh: boolean;
+  running: boolean;
+  state: ComputeIdentityState | undefined;
+  stateAtMs: number;
+  stateFromWrite: boolean;
+  failures: Map<string, IdentityFailure>;
+  errors: number;
+  retryTimer: AbortController | undefined;
+  retryAtMs: number;
+}
+
+/**
+ * One work loop per VM/VMSS, none blocking another (v1.8 ran one blocking cycle over all of them). A request
+ * while a PATCH is in flight only bumps the target's ticket, so everything asked for meanwhile goes into the next
+ * PATCH together (coalescing). Each sync reads what is needed now (planner), diffs it against ARM's state, and
+ * sends delta PATCHes; identities ARM names in FailedIdentityOperation are set aside with their own backoff
+ * while the rest are applied.
+ */
+export class AssignmentEngine {
+  readonly #o: AssignmentEngineOptions;
+  readonly #work = new Map<string, TargetWork>();
+  #ticket = 0;
+
+  constructor(options: AssignmentEngineOptions) {
+    this.#o = options;
+  }
+
+  /** Asks for `target` to be brought in line; returns a ticket that `observation().completed` reaches when done. */
+  request(target: ComputeTarget, options: { refresh?: boolean } = {}): number {
+    if (this.#o.signal.aborted) return Number.POSITIVE_INFINITY;
+    let work = this.#work.get(target.key);
+    if (!work) {
+      work = { target, requested: 0, completed: 0, refresh: false, running: false, state: undefined, stateAtMs: 0, stateFromWrite: false, failures: new Map(), errors: 0, retryTimer: undefined, retryAtMs: 0 };
+      this.#work.set(target.key, work);
+    }
+    const ticket = ++this.#ticket;
+    work.requested = ticket;
+    if (options.refresh) work.refresh = true;
+    if (!work.running) {
+      work.running = true;
+      void this.#loop(work);
+    }
+    return ticket;
+  }
+
+  observation(targetKey: string): TargetObservation | undefined {
+    const work = this.#work.get(targetKey);
+    if (!work?.state) return undefined;
+    return { state: work.state, atMs: work.stateAtMs, completed: work.completed };
+  }
+
+  failure(targetKey: string, resourceId: string): IdentityFailure | undefined {
+    return this.#work.get(targetKey)?.failures.get(resourceId);
+  }
+
+  /** Targets with work queued or running (for the pending-assignments gauge and tests). */
+  busyTargets(): number {
+    let n = 0;
+    for (const w of this.#work.values()) if (w.running) n++;
+    return n;
+  }
+
+  async #loop(work: TargetWork): Promise<void> {
+    const { clock, signal } = this.#o;
+    try {
+      if (this.#o.batchWindowMs > 0) await clock.sleep(this.#o.batchWindowMs, signal);
+      while (!signal.aborted && work.completed < work.requested) {
+        const ticket = work.requested;
+        const started = clock.now();
+        try {
+          const again = await this.#sync(work);
+          work.errors = 0;
+          // When ARM refused some identities the loop runs again at once (completed stays behind).
+          if (!again) work.completed = ticket;
+          this.#o.onSyncDone?.(work.target.key, "success", clock.now() - started);
+        } catch (error) {
+          if (signal.aborted || isAbortError(error)) return;
+          work.errors += 1;
+          work.state = undefined;
+          const delay = Math.min(this.#o.targetBackoffMaxMs, this.#o.targetBackoffInitialMs * 2 ** (work.errors - 1));
+          this.#o.logger.warn({ target: work.target.resourceId, err: describe(error), retryInMs: delay }, "identity sync failed; backing off");
+          this.#o.onSyncDone?.(work.target.key, "error", clock.now() - started);
+          this.#o.planner.synced(work.target.key);
+          await clock.sleep(delay, signal);
+          continue;
+        }
+        this.#o.planner.synced(work.target.key);
+      }
+    } finally {
+      work.running = false;
+      // A request that raced with the loop's exit.
+      if (!signal.aborted && work.completed < work.requested) {
+        work.running = true;
+        void this.#loop(work);
+      }
+    }
+  }
+
+  /** One pass; true when it must run again at once (ARM refused some identities: re-read and apply the rest). */
+  async #sync(work: TargetWork): Promise<boolean> {
+    const { clock, compute, planner, signal, logger } = this.#o;
+    const target = work.target;
+    const now = clock.now();
+    const cached = work.state && !work.refresh && work.stateFromWrite && now - work.stateAtMs < this.#o.stateTtlMs;
+    let state: ComputeIdentityState;
+    if (cached) {
+      state = work.state!;
+    } else {
+      work.refresh = false;
+      state = await compute.get(target, signal);
+      this.#remember(work, state, false);
+      planner.observed?.(target.key, state);
+    }
+    if (!state.exists || /^deleting$/i.test(state.provisioningState ?? "")) return false;
+    // Another operation (another MIC's PATCH before a restart, an AKS upgrade) is still running: what GET shows
+    // is not in effect yet. Look again shortly; assignments are not marked Assigned from an Updating state.
+    if (/^updating$/i.test(state.provisioningState ?? "")) this.#scheduleRetry(work, this.#o.targetBackoffInitialMs);
+
+    const inBackoff = (id: string): boolean => (work.failures.get(id)?.retryAtMs ?? 0) > now;
+    const add: string[] = [];
+    const readd: string[] = [];
+    for (const id of planner.addable(target.key)) {
+      if (inBackoff(id)) continue;
+      const held = state.userAssigned.get(id);
+      if (!held) add.push(id);
+      else if (held.clientId === null) readd.push(id);
+    }
+    const remove = [...planner.removable(target.key)].filter((id) => {
+      const held = state.userAssigned.get(id);
+      return held !== undefined && !planner.isImmutable(held.clientId);
+    });
+    for (const id of work.failures.keys()) if (state.userAssigned.get(id)?.clientId) work.failures.delete(id);
+    if (add.length === 0 && remove.length === 0 && readd.length === 0) return false;
+
+    await planner.recordAdding(target.key, add, signal);
+    logger.info({ target: target.resourceId, add: add.length, remove: remove.length, readd: readd.length }, "updating user-assigned identities");
+    try {
+      const next = await compute.apply(target, state, { add, remove, readd }, signal);
+      this.#remember(work, next, true);
+      for (const id of [...add, ...readd]) work.failures.delete(id);
+      return false;
+    } catch (error) {
+      work.state = undefined;
+      const requested = new Set([...add, ...readd]);
+      if (error instanceof ArmRequestError && error.fields.failedIdentityIds.some((id) => requested.has(id))) {
+        let soonest = Number.POSITIVE_INFINITY;
+        for (const id of error.fields.failedIdentityIds) {
+          const attempts = (work.failures.get(id)?.attempts ?? 0) + 1;
+          const delay = Math.min(this.#o.identityBackoffMaxMs, this.#o.identityBackoffInitialMs * 2 ** (attempts - 1));
+          work.failures.set(id, { message: `${error.fields.armCode}: ${error.message}`, attempts, retryAtMs: clock.now() + delay });
+          soonest = Math.min(soonest, delay);
+        }
+        this.#scheduleRetry(work, soonest);
+        logger.warn({ target: target.resourceId, failed: error.fields.failedIdentityIds, armCode: error.fields.armCode }, "ARM refused some identities; applying the others");
+        return true;
+      }
+      throw error;
+    }
+  }
+
+  #remember(work: TargetWork, state: ComputeIdentityState, fromWrite: boolean): void {
+    work.state = state;
+    work.stateAtMs = this.#o.clock.now();
+    work.stateFromWrite = fromWrite;
+  }
+
+  #scheduleRetry(work: TargetWork, delayMs: number): void {
+    const atMs = this.#o.clock.now() + delayMs;
+    if (work.retryTimer && !work.retryTimer.signal.aborted && work.retryAtMs <= atMs) return;
+    work.retryTimer?.abort();
+    const timer = new AbortController();
+    work.retryTimer = timer;
+    work.retryAtMs = atMs;
+    const signal = AbortSignal.any([timer.signal, this.#o.signal]);
+    void this.#o.clock.sleep(delayMs, signal).then(() => {
+      if (signal.aborted) return;
+      work.retryTimer = undefined;
+      this.request(work.target, { refresh: true });
+    });
+  }
+}

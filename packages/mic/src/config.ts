@@ -1,0 +1,49 @@
+import { hostname } from "node:os";
+
+/** Every default of MIC in one place; units are in the names. Flags in main.ts map onto these. */
+export const DEFAULT_MIC_OPTIONS = {
+  /** CONTRACT: namespaced matching by default (v1.8 defaulted to cluster-wide). */
+  forceNamespaced: true,
+  /** Client IDs never removed from a VM/VMSS (v1.8 --immutable-user-msis). */
+  immutableUserMsis: [] as readonly string[],
+  /** Drift repair interval (v1.8 --identity-assignment-reconcile-interval, 3m). */
+  identityAssignmentReconcileIntervalMs: 3 * 60_000,
+  armEndpoint: "https://management.azure.com",
+  armScope: "https://management.azure.com/.default",
+  leaderElection: {
+    enabled: true,
+    namespace: "default",
+    name: "aad-pod-identity-mic",
+    identity: hostname(),
+    /** v1.8: 15 s; renew deadline and retry period as client-go's proportions. */
+    leaseDurationMs: 15_000,
+    renewDeadlineMs: 10_000,
+    retryPeriodMs: 2_000,
+  },
+  /** Azure compute: VMSS/VM update per resource refills 4/min with a burst of 12. */
+  writeBudget: { capacity: 12, refillPerMinute: 4 },
+  /** How long the first change waits for more to share its PATCH. */
+  batchWindowMs: 50,
+  /** Reuse the state our own PATCH returned for this long instead of a new GET. */
+  stateTtlMs: 60_000,
+  identityBackoffInitialMs: 2_000,
+  identityBackoffMaxMs: 120_000,
+  targetBackoffInitialMs: 1_000,
+  targetBackoffMaxMs: 30_000,
+  reconcileConcurrency: 32,
+  /** Re-check a pending assignment at least this often. */
+  pollIntervalMs: 30_000,
+  lroPollIntervalMs: 1_000,
+  httpProbePort: 8080,
+  prometheusPort: 8888,
+} as const;
+
+export type LeaderElectionConfig = {
+  enabled: boolean;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+};
