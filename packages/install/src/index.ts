@@ -1,0 +1,19 @@
+export {
+  DEFAULT_INSTALL_OPTIONS,
+  INSTALL_NAMES,
+  INSTALL_PORTS,
+  INSTALL_VERSION,
+  InstallOptionsError,
+  resolveInstallOptions,
+} from "./install-options";
+export type { IdentityWithBinding, InstallOptions, OperationMode } from "./install-options";
+export { identitiesFromValues, isServicePrincipal, parseInstallValues } from "./install-values";
+export type { InstallValues, ValuesIdentityEntry, ValuesProblem } from "./install-values";
+export { micClusterRules, micLeaderElectionRules, nmiClusterRules } from "./rbac-rules";
+export { micArgs, micDeployment, micImage, micPodDisruptionBudget } from "./mic-workload";
+export { HOST_ETC_DEFAULT, nmiArgs, nmiDaemonSet, nmiImage } from "./nmi-workload";
+export { podIdentityExceptions, renderManifests } from "./render-manifests";
+export type { InstallManifest } from "./render-manifests";
+export { DEPLOY_FILES, deployFileHeader, installWarnings, manifestsToYaml, RENDER_DEPLOY_COMMAND, renderInstallYaml } from "./render-install-yaml";
+export { checkRbacCoverage, requestsFromCounts, rulesForServiceAccount } from "./rbac-coverage";
+export type { ApiRequest, RbacCoverage, SubjectRules } from "./rbac-coverage";
