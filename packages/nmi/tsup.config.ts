@@ -1,20 +1,4 @@
 import { defineConfig } from "tsup";
+import { libraryBuild } from "../../tsup.shared";
 
-export default defineConfig([
-  {
-    entry: { index: "src/index.ts" },
-    format: ["esm", "cjs"],
-    dts: true,
-    sourcemap: true,
-    clean: true,
-    target: "node22",
-  },
-  {
-    entry: { main: "src/main.ts" },
-    format: ["esm"],
-    sourcemap: true,
-    clean: false,
-    target: "node22",
-    banner: { js: "#!/usr/bin/env node" },
-  },
-]);
+export default defineConfig(libraryBuild({ name: "main", entry: "src/main.ts" }));

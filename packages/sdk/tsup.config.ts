@@ -1,19 +1,4 @@
 import { defineConfig } from "tsup";
+import { libraryBuild } from "../../tsup.shared";
 
-export default defineConfig([
-  {
-    entry: { index: "src/index.ts" },
-    format: ["esm", "cjs"],
-    dts: true,
-    sourcemap: true,
-    clean: true,
-    target: "node22",
-  },
-  {
-    entry: { cli: "src/cli.ts" },
-    format: ["esm"],
-    sourcemap: true,
-    target: "node22",
-    banner: { js: "#!/usr/bin/env node" },
-  },
-]);
+export default defineConfig(libraryBuild({ name: "cli", entry: "src/cli.ts" }));
