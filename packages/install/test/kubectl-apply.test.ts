@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { DEPLOY_FILES, identitiesFromValues, parseInstallValues, renderInstallYaml } from "../src/index";
 import { startTestCluster, type TestCluster } from "./helpers/cluster";
-import { findKubectl } from "./helpers/kubectl";
+import { findKubectl } from "@podidentity/testbed";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 const CRDS = resolve(ROOT, "deploy/crds/crds.yaml");

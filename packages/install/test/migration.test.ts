@@ -10,7 +10,7 @@ import {
 import { afterEach, describe, expect, it } from "vitest";
 import { renderInstallYaml } from "../src/index";
 import { startTestCluster, type TestCluster } from "./helpers/cluster";
-import { findKubectl } from "./helpers/kubectl";
+import { findKubectl } from "@podidentity/testbed";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 const FIXTURES = resolve(import.meta.dirname, "fixtures");

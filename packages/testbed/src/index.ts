@@ -47,6 +47,8 @@ export type { StoreEvent, StoreEventType } from "./kube/store";
 export type { KubeObject, ObjectMeta } from "./kube/resources";
 export { KubeStatusError } from "./kube/status-errors";
 export type { KubeStatus, StatusCause, StatusDetails } from "./kube/status-errors";
+export { findKubectl, kubectlRunner, toolingKubectlPath } from "./kube/kubectl";
+export type { KubectlResult } from "./kube/kubectl";
 export { renderKubeconfig } from "./kube/kubeconfig";
 export type { KubeconfigOptions } from "./kube/kubeconfig";
 

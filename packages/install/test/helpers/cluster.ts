@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeApiServer, TestbedCa } from "@podidentity/testbed";
-import { kubectlRunner, type KubectlResult } from "./kubectl";
+import { kubectlRunner, type KubectlResult } from "@podidentity/testbed";
 
 export const ADMIN = "system:admin:podidentity-install-test";
 

@@ -6,7 +6,7 @@ import { KubeApiServer } from "../../src/kube/kube-api-server";
 import { TestbedCa } from "../../src/tls/testbed-ca";
 import { eventually } from "./helpers/api";
 import { azureIdentityCrd } from "./helpers/crd";
-import { findKubectl, kubectlRunner } from "./helpers/kubectl";
+import { findKubectl, kubectlRunner } from "../../src/index";
 
 const kubectl = findKubectl();
 const ci = process.env["CI"] === "true";
