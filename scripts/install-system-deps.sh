@@ -7,6 +7,7 @@ needs=(
   "conntrack:conntrack"
   "ip:iproute2"
   "unshare:util-linux"
+  "az:azure-cli"
 )
 # kubectl for the Kubernetes API emulator's tests: unpacked, never apt-get installed (see ensure-kubectl.sh).
 bash "$(dirname "$0")/ensure-kubectl.sh"

@@ -1,0 +1,129 @@
+/**
+ * Watches AzureAssignedIdentity objects the way `kubectl get azureassignedidentities -A -w` does, and keeps when
+ * each one first reached each state — so the harness waits on events (never sleeps) and the demo can show the
+ * pod → Created → Assigned timeline.
+ */
+import { assignedIdentityState, normalizeAzureAssignedIdentity, type AssignedIdentityState } from "@podidentity/api";
+import type { KubeObjectLike, KubeRest, WatchEvent } from "./kube-rest";
+
+export const ASSIGNED_IDENTITIES_PATH = "/apis/aadpodidentity.k8s.io/v1/azureassignedidentities";
+
+export interface AssignedIdentityView {
+  namespace: string;
+  name: string;
+  pod: string;
+  podNamespace: string;
+  node: string;
+  identity: string;
+  state: AssignedIdentityState | undefined;
+  deleting: boolean;
+  object: KubeObjectLike;
+}
+
+export interface AssignedIdentityTransition {
+  /** performance.now() when the event arrived. */
+  at: number;
+  key: string;
+  type: WatchEvent["type"];
+  state: AssignedIdentityState | undefined;
+}
+
+export function viewOf(object: KubeObjectLike): AssignedIdentityView {
+  const n = normalizeAzureAssignedIdentity(object).object;
+  const spec = n.spec ?? {};
+  const name = object.metadata?.name ?? "";
+  // The embedded AzureIdentity's metadata names the identity; when it is missing (the testbed's API server prunes
+  // embedded metadata to {}), v1.8's object name `<pod>-<podNamespace>-<identity>` still does.
+  const prefix = `${spec.pod ?? ""}-${spec.podNamespace ?? ""}-`;
+  const identity = spec.azureIdentityRef?.metadata?.name || (name.startsWith(prefix) ? name.slice(prefix.length) : "");
+  return {
+    namespace: object.metadata?.namespace ?? "",
+    name,
+    pod: spec.pod ?? "",
+    podNamespace: spec.podNamespace ?? "",
+    node: spec.nodename ?? "",
+    identity,
+    state: assignedIdentityState(n),
+    deleting: object.metadata?.["deletionTimestamp"] !== undefined,
+    object,
+  };
+}
+
+type Waiter = { check: () => boolean };
+
+export class AssignedIdentityWatch {
+  readonly transitions: AssignedIdentityTransition[] = [];
+  readonly #objects = new Map<string, AssignedIdentityView>();
+  readonly #waiters = new Set<Waiter>();
+  readonly #abort = new AbortController();
+
+  private constructor() {}
+
+  /** Lists and watches every namespace's AzureAssignedIdentities as the given user. */
+  static async start(rest: KubeRest): Promise<AssignedIdentityWatch> {
+    const watch = new AssignedIdentityWatch();
+    await rest.listAndWatch(ASSIGNED_IDENTITIES_PATH, (e) => watch.#onEvent(e), watch.#abort.signal);
+    return watch;
+  }
+
+  #onEvent(e: WatchEvent): void {
+    if (e.type !== "ADDED" && e.type !== "MODIFIED" && e.type !== "DELETED") return;
+    const view = viewOf(e.object);
+    const key = `${view.namespace}/${view.name}`;
+    if (e.type === "DELETED") this.#objects.delete(key);
+    else this.#objects.set(key, view);
+    this.transitions.push({ at: performance.now(), key, type: e.type, state: view.state });
+    for (const w of [...this.#waiters]) w.check();
+  }
+
+  get objects(): AssignedIdentityView[] {
+    return [...this.#objects.values()];
+  }
+
+  /** When `key` (namespace/name) was first seen in `state` (performance.now()), if it was. */
+  firstSeen(key: string, state: AssignedIdentityState | "DELETED"): number | undefined {
+    return this.transitions.find((t) => t.key === key && (state === "DELETED" ? t.type === "DELETED" : t.type !== "DELETED" && t.state === state))?.at;
+  }
+
+  /** Resolves with `pick`'s first defined answer, evaluated now and after every watch event; rejects after `timeoutMs`. */
+  until<T>(what: string, pick: (objects: AssignedIdentityView[]) => T | undefined, timeoutMs = 30_000): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter = {
+        check: () => {
+          const value = pick(this.objects);
+          if (value === undefined) return false;
+          this.#waiters.delete(waiter);
+          clearTimeout(timer);
+          resolve(value);
+          return true;
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(waiter);
+        const now = this.objects.map((o) => `${o.namespace}/${o.name}=${o.state ?? "?"}`).join(", ") || "none";
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (AzureAssignedIdentities now: ${now})`));
+      }, timeoutMs);
+      this.#waiters.add(waiter);
+      waiter.check();
+    });
+  }
+
+  /** The AzureAssignedIdentity of `pod` (namespace/name) for `identity`, once it is in `state`. */
+  forPod(pod: { namespace: string; name: string }, identity: string, state: AssignedIdentityState, timeoutMs?: number): Promise<AssignedIdentityView> {
+    return this.until(
+      `${pod.namespace}/${pod.name}'s AzureAssignedIdentity for ${identity} to be ${state}`,
+      (objects) => objects.find((o) => o.pod === pod.name && o.podNamespace === pod.namespace && o.identity === identity && o.state === state),
+      timeoutMs,
+    );
+  }
+
+  /** Resolves once no AzureAssignedIdentity refers to `pod` any more. */
+  noneForPod(pod: { namespace: string; name: string }, timeoutMs?: number): Promise<true> {
+    return this.until(`no AzureAssignedIdentity for ${pod.namespace}/${pod.name}`, (objects) => (objects.some((o) => o.pod === pod.name && o.podNamespace === pod.namespace) ? undefined : true), timeoutMs);
+  }
+
+  close(): void {
+    this.#abort.abort();
+    this.#waiters.clear();
+  }
+}

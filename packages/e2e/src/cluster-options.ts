@@ -1,0 +1,63 @@
+/**
+ * What an `E2eCluster` is made of: who calls the API server, the programs it runs, its defaults.
+ */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import type { Taint } from "@podidentity/testbed";
+
+/** Who calls the API server: the request log attributes each verb to one of these. */
+export const CLUSTER_USERS = {
+  admin: "kubernetes-admin",
+  mic: "system:serviceaccount:kube-system:podidentity-mic",
+  nmi: "system:serviceaccount:kube-system:podidentity-nmi",
+  kubelet: "system:node:podidentity-testbed",
+} as const;
+
+/** NMI's startup taint (`--remove-node-taint`), which NMI removes once its iptables rules are live. */
+export const NMI_NOT_READY_TAINT: Taint = { key: "podidentity.io/nmi-not-ready", effect: "NoSchedule" };
+
+export const DEFAULT_E2E_CLUSTER_OPTIONS = {
+  nodeCount: 1,
+  /** AKS names: scale set `aks-<pool>-<hash>-vmss`, nodes `<scale set>00000<i>`. */
+  scaleSetName: "aks-nodepool1-12345678-vmss",
+  vaultName: "podid-demo-kv",
+  /** ARM's VMSS update (an LRO) and IMDS propagation, scaled down from Azure's 30–60 s and ~10 s. */
+  operationDurationMs: 1_000,
+  propagationDelayMs: 500,
+  /** Create the nodes with NMI's startup taint, so no pod lands before interception is live. */
+  startupTaint: true,
+  startMic: true,
+  startNmi: true,
+  /** Extra NMI flags for every node. */
+  nmiArgs: [] as readonly string[],
+  micArgs: [] as readonly string[],
+  /** Deadline for a component to become ready. */
+  readyTimeoutMs: 30_000,
+  /** Copy component logs to files in the work directory. */
+  logToFiles: true,
+} as const;
+
+export interface E2eClusterOptions {
+  nodeCount?: number;
+  scaleSetName?: string;
+  vaultName?: string;
+  operationDurationMs?: number;
+  propagationDelayMs?: number;
+  startupTaint?: boolean;
+  startMic?: boolean;
+  startNmi?: boolean;
+  nmiArgs?: readonly string[];
+  micArgs?: readonly string[];
+  readyTimeoutMs?: number;
+  logToFiles?: boolean;
+}
+
+const require = createRequire(import.meta.url);
+const packageDir = (name: string): string => dirname(require.resolve(`${name}/package.json`));
+
+/** The deployables and apps, as built (`turbo run build` builds them before `demo` and `test`). */
+export const PROGRAMS = {
+  nmi: () => join(packageDir("@podidentity/nmi"), "dist", "main.js"),
+  mic: () => join(packageDir("@podidentity/mic"), "dist", "main.js"),
+  keyvaultSecret: () => join(packageDir("@podidentity/examples"), "dist", "keyvault-secret.js"),
+} as const;

@@ -1,0 +1,63 @@
+// The full demo as a user runs it (`pnpm demo` → node dist/demo.js): it enters a private network namespace by
+// itself, builds the cluster, reads the secret through NMI, shows the denied request, and cleans up — or stops
+// cleanly on Ctrl-C. Needs root (CI runs as root; with CI=true it runs rootless instead, as a user would).
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { TEST_BUILD_DIR } from "./helpers/build-demo";
+
+const canRun = process.geteuid?.() === 0 || process.env["CI"] === "true";
+const demoJs = join(TEST_BUILD_DIR, "demo.js");
+
+function startDemo(args: string[] = []): { child: ReturnType<typeof spawn>; output: () => string; result: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  // its own process group, as a terminal gives it: Ctrl-C reaches the whole group
+  const child = spawn(process.execPath, [demoJs, ...args], { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += String(d)));
+  child.stderr.on("data", (d: Buffer) => (stderr += String(d)));
+  const result = once(child, "close").then(([code]) => ({ code: code as number | null, stdout, stderr }));
+  return { child, output: () => stdout, result };
+}
+
+describe.skipIf(!canRun)("the full demo (pnpm demo)", () => {
+  it("reads the secret in a labelled pod through NMI, prints the timeline, the table and the refusal, and leaves nothing behind", async () => {
+    const { code, stdout, stderr } = await startDemo().result;
+    expect(stderr).toBe("");
+    expect(code, stdout).toBe(0);
+    for (const line of [
+      /^ 1\. Enter a private network namespace \((as root|rootless: user \+ net \+ mount namespaces)\) \.+ +\d+\.\d\d s$/m,
+      /-A aad-metadata ! -s 127\.0\.0\.1\/32 -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127\.0\.0\.1:2579/,
+      /node taints now: none \(NMI removed its startup taint once the rules were live\)/,
+      /│ {3}ResourceID: \/subscriptions\/…\/keyvault-reader/,
+      /│ {3}Selector: keyvault-secret/,
+      /\+\d+\.\d\d s +pod Running: 10\.244\.0\.\d+ on aks-nodepool1-12345678-vmss000000/,
+      /\+\d+\.\d\d s +AzureAssignedIdentity default\/keyvault-secret-7d9f8-default-keyvault-reader Created \(MIC\)/,
+      /\+\d+\.\d\d s +Assigned \(MIC: 1 PATCH of scale set aks-nodepool1-12345678-vmss/,
+      /\+\d+\.\d\d s +token: NMI answered 200 to 10\.244\.0\.\d+/,
+      /\+\d+\.\d\d s +secret: db-password, version [0-9a-f]{32}, \d+ characters \(value not printed\)/,
+      /^ +NAMESPACE +NAME +POD +NODE +STATE +AGE$/m,
+      /^ +default +keyvault-secret-7d9f8-default-keyvault-reader +keyvault-secret-7d9f8 +aks-nodepool1-12345678-vmss000000 +Assigned +\d+s$/m,
+      /10\.244\.0\.\d+ → HTTP 403 podidentity_no_binding: /,
+      /NMI exited 0 on SIGTERM; aad-metadata rules on the node: present before, gone after/,
+      /network namespaces left: 0/,
+    ]) {
+      expect(stdout).toMatch(line);
+    }
+    const done = /^Done in (\d+\.\d\d) s\.$/m.exec(stdout);
+    expect(done, stdout).not.toBeNull();
+    expect(Number(done![1])).toBeLessThan(60);
+    expect(stdout).not.toMatch(/s3cr3t|eyJ/); // no secret value, no JWT
+  }, 90_000);
+
+  it("Ctrl-C stops NMI, MIC and the emulators and exits 130", async () => {
+    const demo = startDemo();
+    await expect.poll(demo.output, { timeout: 30_000 }).toMatch(/^ 3\. /m);
+    process.kill(-demo.child.pid!, "SIGINT");
+    const { code, stdout } = await demo.result;
+    expect(code).toBe(130);
+    expect(stdout).toContain("SIGINT: stopping NMI (removes its iptables rules), MIC, the pods, nodes and emulators…");
+    expect(stdout).not.toContain("Done in");
+  }, 90_000);
+});
