@@ -64,15 +64,7 @@ export function pruneObject(obj: Json, schema: JsonSchemaProps): string[] {
   for (const key of Object.keys(obj)) {
     if (key === "apiVersion" || key === "kind") continue;
     if (key === "metadata") {
-      const meta = obj[key];
-      if (isObject(meta)) {
-        for (const mk of Object.keys(meta)) {
-          if (!OBJECT_META_FIELDS.has(mk)) {
-            delete meta[mk];
-            unknown.push(`metadata.${mk}`);
-          }
-        }
-      }
+      pruneObjectMeta(obj[key], key, unknown);
       continue;
     }
     const propSchema = schema.properties?.[key];
@@ -86,6 +78,17 @@ export function pruneObject(obj: Json, schema: JsonSchemaProps): string[] {
   return unknown;
 }
 
+/** Keeps only ObjectMeta's fields in a (root or embedded) object's metadata. */
+function pruneObjectMeta(meta: unknown, path: string, unknown: string[]): void {
+  if (!isObject(meta)) return;
+  for (const key of Object.keys(meta)) {
+    if (!OBJECT_META_FIELDS.has(key)) {
+      delete meta[key];
+      unknown.push(`${path}.${key}`);
+    }
+  }
+}
+
 function pruneValue(value: unknown, schema: JsonSchemaProps, path: string, unknown: string[]): unknown {
   if (Array.isArray(value)) {
     if (schema.items) return value.map((v, i) => pruneValue(v, schema.items as JsonSchemaProps, `${path}[${i}]`, unknown));
@@ -97,10 +100,14 @@ function pruneValue(value: unknown, schema: JsonSchemaProps, path: string, unkno
   for (const key of Object.keys(value)) {
     const p = join(path, key);
     const declared = schema.properties?.[key];
-    if (declared) {
-      value[key] = pruneValue(value[key], declared, p, unknown);
-    } else if (embedded && (key === "apiVersion" || key === "kind" || key === "metadata")) {
+    // As kube-apiserver's pruning: an embedded resource's apiVersion, kind and metadata are implicitly specified,
+    // whatever its schema declares for them, and its metadata keeps ObjectMeta's fields, as at the root.
+    if (embedded && (key === "apiVersion" || key === "kind")) {
       continue;
+    } else if (embedded && key === "metadata") {
+      pruneObjectMeta(value[key], p, unknown);
+    } else if (declared) {
+      value[key] = pruneValue(value[key], declared, p, unknown);
     } else if (isObject(schema.additionalProperties)) {
       value[key] = pruneValue(value[key], schema.additionalProperties, p, unknown);
     } else if (schema.additionalProperties === true || preserve) {

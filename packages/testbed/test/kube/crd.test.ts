@@ -100,6 +100,64 @@ describe("custom resource definitions", () => {
     expect((await api(server, "GET", AZID_URL)).status).toBe(404);
   });
 
+  it("keeps an embedded resource's apiVersion, kind and ObjectMeta even when its schema declares metadata as a bare object", async () => {
+    // AzureAssignedIdentity embeds whole AzureIdentity/AzureIdentityBinding objects this way (v1.8's azureIdentityRef).
+    const crd = {
+      apiVersion: "apiextensions.k8s.io/v1",
+      kind: "CustomResourceDefinition",
+      metadata: { name: "holders.example.com" },
+      spec: {
+        group: "example.com",
+        scope: "Namespaced",
+        names: { plural: "holders", singular: "holder", kind: "Holder", listKind: "HolderList" },
+        versions: [
+          {
+            name: "v1",
+            served: true,
+            storage: true,
+            schema: {
+              openAPIV3Schema: {
+                type: "object",
+                properties: {
+                  spec: {
+                    type: "object",
+                    properties: {
+                      ref: {
+                        type: "object",
+                        "x-kubernetes-embedded-resource": true,
+                        properties: { metadata: { type: "object" }, spec: { type: "object", properties: { x: { type: "string" } } } },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        ],
+      },
+    };
+    expect((await api(server, "POST", CRD_URL, crd)).status).toBe(201);
+    const ref = {
+      apiVersion: "aadpodidentity.k8s.io/v1",
+      kind: "AzureIdentity",
+      metadata: { name: "kv-reader", namespace: "shop", labels: { a: "b" }, bogus: 1 },
+      spec: { x: "kept", y: "pruned" },
+    };
+    const r = await api(server, "POST", "/apis/example.com/v1/namespaces/default/holders", {
+      apiVersion: "example.com/v1",
+      kind: "Holder",
+      metadata: { name: "h" },
+      spec: { ref },
+    });
+    expect(r.status).toBe(201);
+    expect(r.body.spec.ref).toEqual({
+      apiVersion: "aadpodidentity.k8s.io/v1",
+      kind: "AzureIdentity",
+      metadata: { name: "kv-reader", namespace: "shop", labels: { a: "b" } },
+      spec: { x: "kept" },
+    });
+  });
+
   it("serves cluster-scoped custom resources without a namespace", async () => {
     const crd = azureIdentityCrd() as ReturnType<typeof azureIdentityCrd> & { spec: { scope: string } };
     crd.spec.scope = "Cluster";
