@@ -7,6 +7,8 @@ export { azureProviderId, STARTUP_TAINT, toleratesTaint, untoleratedTaints } fro
 export type { AzureProviderIdParts, Taint, TaintEffect, Toleration } from "./kube-objects";
 export { newRunId, PRIVATE_NETNS_ENV, privateNetnsInfo, privateNetnsUnavailableReason, runInPrivateNetns, spawnInPrivateNetns } from "./private-netns";
 export type { PrivateNetnsInfo, PrivateNetnsMode, PrivateNetnsOptions, PrivateNetnsProcess } from "./private-netns";
+export { runVitestInPrivateNetns } from "./run-vitest-in-private-netns";
+export type { InnerTestResult, InnerVitestRun, RunVitestInPrivateNetnsOptions } from "./run-vitest-in-private-netns";
 export { caEnvironment } from "./process-runner";
 export type { ProcessResult, RunInNetnsOptions, SpawnInNetnsOptions } from "./process-runner";
 export { DEFAULT_TOPOLOGY_OPTIONS, IMDS_CHAIN, Topology } from "./topology";

@@ -3,13 +3,12 @@
 // (spawnInPrivateNetns: nothing touches the machine's network or /etc), then reports each of them here as a test
 // of its own, with its failure messages.
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCommand } from "../../src/netns/exec";
 import { privateNetnsUnavailableReason, spawnInPrivateNetns } from "../../src/netns/private-netns";
+import { runVitestInPrivateNetns } from "../../src/netns/run-vitest-in-private-netns";
 import { Topology } from "../../src/netns/topology";
 
 const isRoot = process.geteuid?.() === 0;
@@ -17,36 +16,9 @@ const ci = process.env["CI"] === "true";
 const packageDir = join(import.meta.dirname, "..", "..");
 const INNER_RUN_DEADLINE_MS = 120_000;
 
-interface InnerResult {
-  title: string;
-  ancestorTitles: string[];
-  status: string;
-  failureMessages: string[];
-}
-
 /** Runs the *.netns.ts files inside a private network namespace; their per-test results, or the run's output. */
-async function runInnerSuite(): Promise<{ results: InnerResult[]; output: string; code: number | null }> {
-  const dir = await mkdtemp(join(tmpdir(), "podid-netns-test-"));
-  const reportFile = join(dir, "report.json");
-  const vitest = join(dirname(createRequire(import.meta.url).resolve("vitest/package.json")), "vitest.mjs");
-  try {
-    const { child, stop } = spawnInPrivateNetns(
-      process.execPath,
-      [vitest, "run", "--config", "test/netns/inner.vitest.config.ts", "--reporter=default", "--reporter=json", `--outputFile.json=${reportFile}`],
-      { stdio: ["ignore", "pipe", "pipe"], cwd: packageDir, env: { ...process.env, NO_COLOR: "1" } },
-    );
-    let output = "";
-    child.stdout?.on("data", (d: Buffer) => (output += String(d)));
-    child.stderr?.on("data", (d: Buffer) => (output += String(d)));
-    // a hung inner run must fail this file, not hang it
-    const deadline = setTimeout(() => void stop("SIGTERM", 2_000), INNER_RUN_DEADLINE_MS);
-    const [code] = (await once(child, "close")) as [number | null];
-    clearTimeout(deadline);
-    const report = await readFile(reportFile, "utf8").then((t) => JSON.parse(t) as { testResults: { assertionResults: InnerResult[] }[] }, () => undefined);
-    return { results: report?.testResults.flatMap((f) => f.assertionResults) ?? [], output, code };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+function runInnerSuite() {
+  return runVitestInPrivateNetns({ cwd: packageDir, config: "test/netns/inner.vitest.config.ts", deadlineMs: INNER_RUN_DEADLINE_MS });
 }
 
 const skipReason = !isRoot && !ci ? "needs root (CI runs as root); with CI=true it runs in an unprivileged user namespace instead" : undefined;
