@@ -10,6 +10,7 @@ import {
   type AzureAssignedIdentity,
 } from "@podidentity/api";
 import { parseComputeTarget, type ComputeTarget } from "./arm/compute-target";
+import { addToSetMap, removeFromSetMap } from "./set-map";
 
 /**
  * Who put the identity on the VM/VMSS, recorded on the AzureAssignedIdentity so it survives restarts and leader
@@ -43,17 +44,6 @@ export interface IndexedAssignment {
   readonly bindingKey: string | undefined;
 }
 
-function add<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (!set) map.set(key, (set = new Set()));
-  set.add(value);
-}
-function remove<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
-}
 
 /**
  * The AzureAssignedIdentity objects that exist, indexed by VM/VMSS and identity, with who added each identity.
@@ -94,11 +84,11 @@ export class AssignedIdentityIndex {
     if (item.target && item.resourceId) {
       let byId = this.#byTarget.get(item.target.key);
       if (!byId) this.#byTarget.set(item.target.key, (byId = new Map()));
-      add(byId, item.resourceId, item.key);
+      addToSetMap(byId, item.resourceId, item.key);
     }
     if (item.state === ASSIGNED_IDENTITY_STATE.Assigned && !item.terminating) {
-      if (item.identityKey) add(this.#assignedByIdentity, item.identityKey, item.key);
-      if (item.bindingKey) add(this.#assignedByBinding, item.bindingKey, item.key);
+      if (item.identityKey) addToSetMap(this.#assignedByIdentity, item.identityKey, item.key);
+      if (item.bindingKey) addToSetMap(this.#assignedByBinding, item.bindingKey, item.key);
     }
     return item;
   }
@@ -110,12 +100,12 @@ export class AssignedIdentityIndex {
     if (item.target && item.resourceId) {
       const byId = this.#byTarget.get(item.target.key);
       if (byId) {
-        remove(byId, item.resourceId, key);
+        removeFromSetMap(byId, item.resourceId, key);
         if (byId.size === 0) this.#byTarget.delete(item.target.key);
       }
     }
-    if (item.identityKey) remove(this.#assignedByIdentity, item.identityKey, key);
-    if (item.bindingKey) remove(this.#assignedByBinding, item.bindingKey, key);
+    if (item.identityKey) removeFromSetMap(this.#assignedByIdentity, item.identityKey, key);
+    if (item.bindingKey) removeFromSetMap(this.#assignedByBinding, item.bindingKey, key);
     return item;
   }
 

@@ -10,6 +10,7 @@ import {
   type SkippedBinding,
 } from "@podidentity/api";
 import type { ComputeTarget } from "./arm/compute-target";
+import { addToSetMap, removeFromSetMap } from "./set-map";
 
 export interface PodObject {
   metadata?: { name?: string; namespace?: string; uid?: string; labels?: Record<string, string>; deletionTimestamp?: string; resourceVersion?: string };
@@ -75,17 +76,6 @@ function podSignature(pod: PodObject): string {
 }
 const keyOf = (o: { metadata?: { name?: string; namespace?: string } }): string => `${namespaceOf(o)}/${nameOf(o)}`;
 
-function add<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (!set) map.set(key, (set = new Set()));
-  set.add(value);
-}
-function remove<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
-}
 
 /**
  * The pod ↔ identity pairs that should have an AzureAssignedIdentity, kept up to date from informer events.
@@ -177,9 +167,9 @@ export class DesiredState {
     if (old) this.#unindexPod(key, old);
     this.#pods.set(key, pod);
     const selector = podSelector(pod);
-    if (selector !== undefined) add(this.#podsBySelector, selector, key);
+    if (selector !== undefined) addToSetMap(this.#podsBySelector, selector, key);
     const node = pod.spec?.nodeName;
-    if (node) add(this.#podsByNode, node, key);
+    if (node) addToSetMap(this.#podsByNode, node, key);
     const change: MutableChange = { keys: [], targets: [], skipped: [] };
     this.#recomputePod(key, change);
     this.#emit(change);
@@ -219,10 +209,10 @@ export class DesiredState {
     this.#bindings.set(key, binding);
     const selector = binding.spec.selector;
     if (selector) {
-      add(this.#bindingsBySelector, selector, key);
+      addToSetMap(this.#bindingsBySelector, selector, key);
       selectors.add(selector);
     }
-    if (binding.spec.azureIdentity) add(this.#bindingsByIdentity, `${namespaceOf(binding)}/${binding.spec.azureIdentity}`, key);
+    if (binding.spec.azureIdentity) addToSetMap(this.#bindingsByIdentity, `${namespaceOf(binding)}/${binding.spec.azureIdentity}`, key);
     this.#emit(this.#recomputeSelectors(selectors));
   }
 
@@ -252,18 +242,18 @@ export class DesiredState {
 
   #unindexPod(key: string, pod: PodObject): void {
     const selector = podSelector(pod);
-    if (selector !== undefined) remove(this.#podsBySelector, selector, key);
+    if (selector !== undefined) removeFromSetMap(this.#podsBySelector, selector, key);
     const node = pod.spec?.nodeName;
-    if (node) remove(this.#podsByNode, node, key);
+    if (node) removeFromSetMap(this.#podsByNode, node, key);
   }
 
   #unindexBinding(key: string, binding: AzureIdentityBinding, selectors: Set<string>): void {
     const selector = binding.spec.selector;
     if (selector) {
-      remove(this.#bindingsBySelector, selector, key);
+      removeFromSetMap(this.#bindingsBySelector, selector, key);
       selectors.add(selector);
     }
-    if (binding.spec.azureIdentity) remove(this.#bindingsByIdentity, `${namespaceOf(binding)}/${binding.spec.azureIdentity}`, key);
+    if (binding.spec.azureIdentity) removeFromSetMap(this.#bindingsByIdentity, `${namespaceOf(binding)}/${binding.spec.azureIdentity}`, key);
   }
 
   #recomputeIdentity(identityKey: string): DesiredStateChange {
@@ -344,7 +334,7 @@ export class DesiredState {
           this.#wanted.set(target.key, (byId = new Map()));
           this.#targetRefs.set(target.key, target);
         }
-        add(byId, item.resourceId, item.key);
+        addToSetMap(byId, item.resourceId, item.key);
         change.targets.push(target.key);
       }
     }
@@ -359,7 +349,7 @@ export class DesiredState {
     if (item.target && item.resourceId) {
       const byId = this.#wanted.get(item.target.key);
       if (byId) {
-        remove(byId, item.resourceId, item.key);
+        removeFromSetMap(byId, item.resourceId, item.key);
         if (byId.size === 0) {
           this.#wanted.delete(item.target.key);
           this.#targetRefs.delete(item.target.key);
