@@ -258,7 +258,9 @@ export class E2eCluster {
       "--cloudconfig", this.paths.azureJson,
       "--arm-endpoint", "https://management.azure.com",
       "--authority-host", "https://login.microsoftonline.com",
+      // The Lease as deploy/podidentity-standard.yaml names it, so its RBAC (resourceNames) is what the suite checks.
       "--leader-election-namespace", "kube-system",
+      "--leader-election-name", "podidentity-mic",
       "--leader-election-instance", micInstance(i),
       "--http-probe-port", String(probePort),
       "--prometheus-port", String(MIC_METRICS_PORT + i),

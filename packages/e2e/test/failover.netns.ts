@@ -17,7 +17,7 @@ describe("MIC leader election (two replicas)", () => {
   });
 
   it("the leader is killed (SIGKILL) while an assignment is in progress: the standby takes the Lease and the pod's identity ends Assigned and works", async () => {
-    const lease = (): Promise<{ spec?: Record<string, unknown> }> => cluster.admin.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/aad-pod-identity-mic");
+    const lease = (): Promise<{ spec?: Record<string, unknown> }> => cluster.admin.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/podidentity-mic");
     expect((await lease()).spec?.["holderIdentity"]).toBe(micInstance(0));
 
     const id = await cluster.bindIdentity(cluster.createIdentity("failover-id"), { selector: "failover" });

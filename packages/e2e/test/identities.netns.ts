@@ -3,6 +3,7 @@
 // during assignment, two identities picked by client_id, relabelling, pod identity exceptions, and the refusals —
 // an unlabelled pod and a pod of another namespace.
 import { randomBytes } from "node:crypto";
+import { checkRbacCoverage, INSTALL_NAMES, renderManifests, rulesForServiceAccount } from "@podidentity/install";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLUSTER_USERS, PROGRAMS } from "../src/cluster-options";
 import { E2eCluster } from "../src/e2e-cluster";
@@ -232,5 +233,16 @@ describe("identities end to end (MIC assigns, NMI serves by source address)", ()
       expect(r.status, r.body).toBe(200);
     }
     expect(nonWatch()).toBe(before);
+
+    // Every request MIC and NMI made here is allowed by the RBAC that podidentity-install renders (with secrets
+    // granted, as the service-principal scenario needs them).
+    const manifests = renderManifests({ allowAccessToSecrets: true });
+    for (const [user, serviceAccount] of [[CLUSTER_USERS.mic, INSTALL_NAMES.mic], [CLUSTER_USERS.nmi, INSTALL_NAMES.nmi]] as const) {
+      const made = cluster.kube.requests
+        .filter((r) => r.user === user && r.verb !== undefined && r.resource !== undefined)
+        .map((r) => ({ verb: r.verb!, group: r.group ?? "", resource: r.resource!, subresource: r.subresource, namespace: r.namespace, name: r.name }));
+      const coverage = checkRbacCoverage(made, rulesForServiceAccount(manifests, "kube-system", serviceAccount));
+      expect(coverage.denied, `${user} made ${JSON.stringify(counts(user))}`).toEqual([]);
+    }
   });
 });
