@@ -2,6 +2,7 @@ import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { INSTALL_NAMES, INSTALL_PORTS, type InstallOptions } from "./install-options";
 import { commonLabels, podLabels, selectorLabels } from "./labels";
+import { httpProbes } from "./probes";
 
 export function micImage(o: Pick<InstallOptions, "imageRegistry" | "tag">): string {
   return `${o.imageRegistry}/podidentity-mic:${o.tag}`;
@@ -73,19 +74,7 @@ export function micDeployment(o: InstallOptions): IDeployment {
                 { name: "http-probe", containerPort: INSTALL_PORTS.micHttpProbe, protocol: "TCP" },
                 { name: "metrics", containerPort: INSTALL_PORTS.micPrometheus, protocol: "TCP" },
               ],
-              livenessProbe: {
-                httpGet: { path: "/healthz", port: "http-probe" },
-                initialDelaySeconds: 10,
-                periodSeconds: 10,
-                timeoutSeconds: 3,
-                failureThreshold: 3,
-              },
-              readinessProbe: {
-                httpGet: { path: "/readyz", port: "http-probe" },
-                periodSeconds: 5,
-                timeoutSeconds: 3,
-                failureThreshold: 3,
-              },
+              ...httpProbes(),
               // v1.8's chart values; MIC holds informer caches of pods, nodes and the custom resources.
               resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "200m", memory: "1024Mi" } },
               securityContext: {

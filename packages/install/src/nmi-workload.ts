@@ -1,6 +1,7 @@
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { INSTALL_NAMES, INSTALL_PORTS, type InstallOptions } from "./install-options";
 import { podLabels, selectorLabels } from "./labels";
+import { httpProbes } from "./probes";
 
 export function nmiImage(o: Pick<InstallOptions, "imageRegistry" | "tag">): string {
   return `${o.imageRegistry}/podidentity-nmi:${o.tag}`;
@@ -59,20 +60,8 @@ export function nmiDaemonSet(o: InstallOptions): IDaemonSet {
                 { name: "http-probe", containerPort: INSTALL_PORTS.nmiHttpProbe, hostPort: INSTALL_PORTS.nmiHttpProbe, protocol: "TCP" },
                 { name: "metrics", containerPort: INSTALL_PORTS.nmiPrometheus, hostPort: INSTALL_PORTS.nmiPrometheus, protocol: "TCP" },
               ],
-              livenessProbe: {
-                httpGet: { path: "/healthz", port: "http-probe" },
-                initialDelaySeconds: 10,
-                periodSeconds: 10,
-                timeoutSeconds: 3,
-                failureThreshold: 3,
-              },
               // Ready only once the iptables rules are installed and the informers synced.
-              readinessProbe: {
-                httpGet: { path: "/readyz", port: "http-probe" },
-                periodSeconds: 5,
-                timeoutSeconds: 3,
-                failureThreshold: 3,
-              },
+              ...httpProbes(),
               resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "200m", memory: "512Mi" } },
               securityContext: {
                 privileged: false,
