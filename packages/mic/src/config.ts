@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import type { LeaderElectionOptions } from "./leader-election";
 
 /** Every default of MIC in one place; units are in the names. Flags in main.ts map onto these. */
 export const DEFAULT_MIC_OPTIONS = {
@@ -38,12 +39,5 @@ export const DEFAULT_MIC_OPTIONS = {
   prometheusPort: 8888,
 } as const;
 
-export type LeaderElectionConfig = {
-  enabled: boolean;
-  namespace: string;
-  name: string;
-  identity: string;
-  leaseDurationMs: number;
-  renewDeadlineMs: number;
-  retryPeriodMs: number;
-};
+/** The Lease settings MIC is configured with: LeaderElector's options less its collaborators, plus an off switch. */
+export type LeaderElectionConfig = { enabled: boolean } & Omit<LeaderElectionOptions, "clock" | "logger">;
