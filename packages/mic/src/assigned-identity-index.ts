@@ -24,8 +24,6 @@ export const COMPUTE_RESOURCE_ANNOTATION = "mic.podidentity.io/compute-resource"
 /** Hash of what the object was made from (identity and binding specs, pod, node): equal means current. */
 export const FINGERPRINT_ANNOTATION = "mic.podidentity.io/fingerprint";
 /** `<namespace>/<name>` of the AzureIdentity and AzureIdentityBinding (also in the embedded refs' metadata). */
-export const IDENTITY_ANNOTATION = "mic.podidentity.io/identity";
-export const BINDING_ANNOTATION = "mic.podidentity.io/binding";
 
 export type AddedBy = "mic" | "pre-existing" | "pending" | "legacy";
 
@@ -166,7 +164,8 @@ export function indexAssignment(raw: unknown, nodeTarget: (nodeName: string) => 
     addedBy,
     terminating: object.metadata.deletionTimestamp !== undefined,
     fingerprint: annotations[FINGERPRINT_ANNOTATION],
-    identityKey: annotations[IDENTITY_ANNOTATION] ?? (identity && nameOf(identity) ? `${namespaceOf(identity)}/${nameOf(identity)}` : undefined),
-    bindingKey: annotations[BINDING_ANNOTATION] ?? (binding && nameOf(binding) ? `${namespaceOf(binding)}/${nameOf(binding)}` : undefined),
+    // The embedded refs carry the objects' names, as in v1.8 (the API server keeps an embedded resource's metadata).
+    identityKey: identity && nameOf(identity) ? `${namespaceOf(identity)}/${nameOf(identity)}` : undefined,
+    bindingKey: binding && nameOf(binding) ? `${namespaceOf(binding)}/${nameOf(binding)}` : undefined,
   };
 }

@@ -15,9 +15,7 @@ import type { Logger } from "pino";
 import type { AssignmentEngine } from "./assignment-engine";
 import {
   ADDED_BY_ANNOTATION,
-  BINDING_ANNOTATION,
   COMPUTE_RESOURCE_ANNOTATION,
-  IDENTITY_ANNOTATION,
   FINGERPRINT_ANNOTATION,
   type AssignedIdentityIndex,
   type IndexedAssignment,
@@ -127,8 +125,6 @@ export class AssignedIdentityReconciler {
   #annotations(desired: DesiredAssignment, addedBy: string | undefined): Record<string, string> {
     return {
       [FINGERPRINT_ANNOTATION]: fingerprintHash(desired.fingerprint),
-      [IDENTITY_ANNOTATION]: `${namespaceOf(desired.identity)}/${nameOf(desired.identity)}`,
-      [BINDING_ANNOTATION]: `${namespaceOf(desired.binding)}/${nameOf(desired.binding)}`,
       ...(desired.target && { [COMPUTE_RESOURCE_ANNOTATION]: desired.target.resourceId }),
       ...(addedBy !== undefined && { [ADDED_BY_ANNOTATION]: addedBy }),
     };

@@ -17,10 +17,8 @@ export type { CloudConfig, CloudEndpoints } from "./cloud-config";
 export { ArmRequestError, CloudConfigError, KubeApiError, NotLeaderError, TerminalError } from "./errors";
 export {
   ADDED_BY_ANNOTATION,
-  BINDING_ANNOTATION,
   COMPUTE_RESOURCE_ANNOTATION,
   FINGERPRINT_ANNOTATION,
-  IDENTITY_ANNOTATION,
 } from "./assigned-identity-index";
 export { MAX_IDENTITIES_PER_REQUEST, nextIdentityType, planIdentityPatches } from "./arm/identity-delta";
 export type { IdentityDelta, IdentityPatch } from "./arm/identity-delta";
