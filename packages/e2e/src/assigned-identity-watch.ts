@@ -32,10 +32,8 @@ export function viewOf(object: KubeObjectLike): AssignedIdentityView {
   const n = normalizeAzureAssignedIdentity(object).object;
   const spec = n.spec ?? {};
   const name = object.metadata?.name ?? "";
-  // The embedded AzureIdentity's metadata names the identity; when it is missing (the testbed's API server prunes
-  // embedded metadata to {}), v1.8's object name `<pod>-<podNamespace>-<identity>` still does.
-  const prefix = `${spec.pod ?? ""}-${spec.podNamespace ?? ""}-`;
-  const identity = spec.azureIdentityRef?.metadata?.name || (name.startsWith(prefix) ? name.slice(prefix.length) : "");
+  // The embedded AzureIdentity's metadata names the identity (the API server keeps an embedded resource's metadata).
+  const identity = spec.azureIdentityRef?.metadata?.name ?? "";
   return {
     namespace: object.metadata?.namespace ?? "",
     name,
