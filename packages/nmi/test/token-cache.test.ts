@@ -100,6 +100,52 @@ describe("token cache", () => {
     expect(c.imds.counters.requests).toBe(2);
   });
 
+  it("a token shorter than the refresh window costs one refresh for many lookups, not one upstream call per lookup", async () => {
+    // 4-minute tokens with NMI's 5-minute refresh window: expiry − window is before the token even arrived.
+    await c.close();
+    c = await Cluster.start({ tokenLifetimeMs: 4 * 60_000 });
+    uai = c.cloud.createUserAssignedIdentity("shared");
+    c.assignOnVm(uai);
+    c.identity("shop", "shared", uai, { selector: "web" });
+    const [ip] = pods(1);
+    let offsetMs = 0;
+    const nmi = await c.startNmi({ now: () => Date.now() + offsetMs });
+    expect((await c.token(ip!)).status).toBe(200);
+    expect(c.imds.counters.requests).toBe(1);
+    // Before its half-life: served from the cache, nothing upstream.
+    for (let i = 0; i < 100; i++) expect((await c.token(ip!)).status).toBe(200);
+    expect(c.imds.counters.requests).toBe(1);
+    // Past the half-life: one background refresh, however many lookups come in while and after it runs.
+    offsetMs = 2 * 60_000 + 5_000;
+    const lookups = await Promise.all(Array.from({ length: 50 }, () => c.token(ip!)));
+    expect(lookups.map((r) => r.status)).toEqual(lookups.map(() => 200));
+    await eventually(() => (c.imds.counters.requests === 2 ? true : undefined), "one background refresh");
+    for (let i = 0; i < 100; i++) expect((await c.token(ip!)).status).toBe(200);
+    expect(c.imds.counters.requests).toBe(2);
+    expect(nmi.tokens.size).toBe(1);
+  });
+
+  it("a background refresh that fails leaves the cached token served, and the next attempt waits for the cooldown", async () => {
+    const [ip] = pods(1);
+    let offsetMs = 0;
+    await c.startNmi({ now: () => Date.now() + offsetMs });
+    const first = await c.token(ip!);
+    expect(first.status).toBe(200);
+    // The identity leaves the VM: the node's IMDS now refuses it, so refreshes fail.
+    c.vm.applyIdentityPatch({ type: "None" }, c.cloud.registry, { effectiveAtMs: c.cloud.clock.now() });
+    offsetMs = 20 * 3600_000;
+    expect((await c.token(ip!)).body.access_token).toBe(first.body.access_token);
+    await eventually(() => (c.imds.counters.requests === 2 ? true : undefined), "the failed background refresh");
+    for (let i = 0; i < 100; i++) expect((await c.token(ip!)).body.access_token).toBe(first.body.access_token);
+    expect(c.imds.counters.requests).toBe(2);
+    // After the cooldown, one more attempt.
+    offsetMs += 31_000;
+    expect((await c.token(ip!)).status).toBe(200);
+    await eventually(() => (c.imds.counters.requests === 3 ? true : undefined), "the next attempt after the cooldown");
+    for (let i = 0; i < 20; i++) await c.token(ip!);
+    expect(c.imds.counters.requests).toBe(3);
+  });
+
   it("makes no per-request list or get calls to the API server", async () => {
     const ips = pods(10);
     await c.startNmi();

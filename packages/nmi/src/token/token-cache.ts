@@ -13,6 +13,11 @@ export interface TokenCacheOptions {
   refreshWindowMs: number;
   /** A cached token with less than this left is not handed out (the caller would get an expired token). */
   minRemainingMs?: number;
+  /**
+   * After a background refresh failed, the next one waits this long while the cached token is served: otherwise a
+   * busy node would start a new upstream call on every lookup once the first refresh failed.
+   */
+  failedRefreshCooldownMs?: number;
   onLookup?: (result: "hit" | "miss" | "refresh") => void;
   onBackgroundError?: (error: unknown, identity: AzureIdentity) => void;
 }
@@ -20,8 +25,23 @@ export interface TokenCacheOptions {
 interface Entry {
   tokens: AcquiredToken[];
   expiresOnMs: number;
+  /** When the next background refresh may start; moved on by a failed refresh (cooldown). */
   refreshAtMs: number;
   identityKey: string;
+}
+
+export const DEFAULT_FAILED_REFRESH_COOLDOWN_MS = 30_000;
+const DEFAULT_MIN_REMAINING_MS = 30_000;
+
+/**
+ * When a token received at `receivedMs` is due for a background refresh: min(half-life, expiry − window). A token
+ * shorter than the window would be due the moment it arrives — and again after every refresh, one upstream call per
+ * lookup — so it falls back to its half-life, as the SDK's cache does.
+ */
+export function refreshDueMs(receivedMs: number, expiresOnMs: number, refreshWindowMs: number): number {
+  const halfLife = receivedMs + (expiresOnMs - receivedMs) / 2;
+  const windowStart = expiresOnMs - refreshWindowMs;
+  return windowStart > receivedMs ? Math.min(halfLife, windowStart) : halfLife;
 }
 
 const fingerprints = new WeakMap<AzureIdentity, string>();
@@ -70,10 +90,14 @@ export class TokenCache {
     const key = `${fingerprint(identity)}|${normalizeResource(resource)}`;
     const now = this.#o.now();
     const entry = this.#entries.get(key);
-    if (entry === undefined || entry.expiresOnMs - now <= (this.#o.minRemainingMs ?? 30_000)) return undefined;
+    if (entry === undefined || entry.expiresOnMs - now <= (this.#o.minRemainingMs ?? DEFAULT_MIN_REMAINING_MS)) return undefined;
     if (now >= entry.refreshAtMs && !this.#flights.has(key)) {
       this.#o.onLookup?.("refresh");
-      this.#flight(key, entry.identityKey, identity, resource).catch((e: unknown) => this.#o.onBackgroundError?.(e, identity));
+      this.#flight(key, entry.identityKey, identity, resource).catch((e: unknown) => {
+        // The cached token is still good: serve it, and try again only after the cooldown (never past expiry).
+        entry.refreshAtMs = Math.min(this.#o.now() + (this.#o.failedRefreshCooldownMs ?? DEFAULT_FAILED_REFRESH_COOLDOWN_MS), entry.expiresOnMs);
+        this.#o.onBackgroundError?.(e, identity);
+      });
     } else {
       this.#o.onLookup?.("hit");
     }
@@ -106,10 +130,8 @@ export class TokenCache {
     const flight = (async () => {
       try {
         const tokens = await this.#o.sourceFor(identity).acquire(identity, resource);
-        const issuedMs = this.#o.now();
         const expiresOnMs = Math.min(...tokens.map((t) => t.expiresOnMs));
-        const halfLife = issuedMs + (expiresOnMs - issuedMs) / 2;
-        const entry: Entry = { tokens, expiresOnMs, refreshAtMs: Math.min(halfLife, expiresOnMs - this.#o.refreshWindowMs), identityKey: idKey };
+        const entry: Entry = { tokens, expiresOnMs, refreshAtMs: refreshDueMs(this.#o.now(), expiresOnMs, this.#o.refreshWindowMs), identityKey: idKey };
         if ((this.#generations.get(idKey) ?? 0) === generation) this.#entries.set(key, entry);
         return entry;
       } finally {

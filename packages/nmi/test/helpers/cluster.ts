@@ -32,8 +32,8 @@ export class Cluster {
     this.kubeClient = KubeClient.fromKubeconfig(renderKubeconfig({ server: kube.url, caPem: cloud.ca.certPem }));
   }
 
-  static async start(options: { imds?: { requestsPerSecond?: number; maxConcurrent?: number } } = {}): Promise<Cluster> {
-    const cloud = await AzureCloud.create();
+  static async start(options: { imds?: { requestsPerSecond?: number; maxConcurrent?: number }; tokenLifetimeMs?: number } = {}): Promise<Cluster> {
+    const cloud = await AzureCloud.create({ ...(options.tokenLifetimeMs !== undefined && { tokenLifetimeMs: options.tokenLifetimeMs }) });
     // HTTPS with the testbed CA: @kubernetes/client-node 2 refuses plain http unless TLS checks are disabled.
     const kube = new KubeApiServer({ tls: cloud.ca });
     await kube.start();
