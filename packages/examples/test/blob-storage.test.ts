@@ -6,10 +6,12 @@ describe("blob-storage example", () => {
   let env: ExampleCloud;
   let blob: AzuriteBlob;
 
+  // Azurite is a real Node program whose cold start takes tens of seconds on a loaded 2-core machine: this bound is
+  // a hang guard, not a speed claim.
   beforeEach(async () => {
     env = await ExampleCloud.start();
     blob = await env.cloud.startAzurite();
-  });
+  }, 90_000);
   afterEach(async () => {
     await env.close();
   });

@@ -280,6 +280,5 @@ describe("convergence (property)", () => {
     }
     const removals = h.arm.calls.filter((c) => c.method === "PATCH" && /null|"None"|"SystemAssigned"/.test(JSON.stringify(c.body ?? {}))).length;
     console.log(`property: ${numRuns} sequences in ${Date.now() - started} ms; ${h.patches()} PATCHes, ${removals} with removals`);
-    if (numRuns <= 200) expect(Date.now() - started).toBeLessThan(60_000);
   }, Math.max(120_000, RUNS * 600));
 });

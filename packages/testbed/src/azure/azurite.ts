@@ -8,7 +8,7 @@ import type { TlsMaterial } from "./http";
 export const DEFAULT_AZURITE_OPTIONS = {
   host: "127.0.0.1",
   port: 0,
-  startTimeoutMs: 30_000,
+  startTimeoutMs: 60_000,
   stopTimeoutMs: 10_000,
   /** Azurite's built-in development account. */
   accountName: "devstoreaccount1",
