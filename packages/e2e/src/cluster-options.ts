@@ -30,6 +30,10 @@ export const DEFAULT_E2E_CLUSTER_OPTIONS = {
   startNmi: true,
   /** Extra NMI flags for every node. */
   nmiArgs: [] as readonly string[],
+  /** Every node's `route_localnet` (0: a node no kube-proxy touched, as with Cilium), or inherited from the harness. */
+  routeLocalnet: "inherit" as 0 | 1 | "inherit",
+  /** Run NMI with /proc/sys read-only, as the DaemonSet's non-privileged container sees it. */
+  nmiReadOnlyProcSys: false,
   micArgs: [] as readonly string[],
   /** Deadline for a component to become ready. */
   readyTimeoutMs: 30_000,
@@ -47,6 +51,8 @@ export interface E2eClusterOptions {
   startMic?: boolean;
   startNmi?: boolean;
   nmiArgs?: readonly string[];
+  routeLocalnet?: 0 | 1 | "inherit";
+  nmiReadOnlyProcSys?: boolean;
   micArgs?: readonly string[];
   readyTimeoutMs?: number;
   logToFiles?: boolean;

@@ -1,7 +1,9 @@
 /**
  * A podidentity daemon (NMI, MIC) running as a real process in a node's network namespace: its stdout/stderr are
  * drained line by line (a full pipe would stall it), kept for assertions — pino JSON lines parsed — and optionally
- * copied to a log file, and it can be waited on and stopped like a pod's container.
+ * appended to a log file, and it can be waited on and stopped like a pod's container. A restarted component is a
+ * new ComponentProcess on the same file: each instance's lines follow a `# <name> pid <pid> started <time>` line,
+ * so no instance's log is lost.
  */
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -30,6 +32,7 @@ export class ComponentProcess {
     this.name = name;
     this.child = child;
     this.#file = logFile ? createWriteStream(logFile, { flags: "a" }) : undefined;
+    this.#file?.write(`# ${name} pid ${child.pid ?? "?"} started ${new Date().toISOString()}\n`);
     for (const stream of [child.stdout, child.stderr]) {
       if (!stream) continue;
       createInterface({ input: stream }).on("line", (text) => this.#onLine(text));

@@ -11,6 +11,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { NMI_NOT_READY_TAINT, PROGRAMS } from "./cluster-options";
 import { E2eCluster } from "./e2e-cluster";
+import { pollUntil } from "./http-probe";
 import { enterPrivateNetns, outerInitPid } from "./enter-private-netns";
 import { renderTable } from "./kubectl-table";
 import { ASSIGNED_IDENTITIES_PATH } from "./assigned-identity-watch";
@@ -100,15 +101,22 @@ async function inside(mode: string): Promise<number> {
     });
     const node = c.node(0);
 
-    await step("NMI's interception on the node (iptables -t nat -S aad-metadata)", async () => {
-      const rules = await c.runInNode(node, "iptables", ["-t", "nat", "-S", "aad-metadata"]);
-      const jump = await c.runInNode(node, "iptables", ["-t", "nat", "-S", "PREROUTING"]);
-      const taints = ((await c.admin.get(`/api/v1/nodes/${node.name}`)).spec?.["taints"] as unknown[] | undefined) ?? [];
+    await step("NMI's interception on the node (iptables -t nat|filter -S aad-metadata)", async () => {
+      // nat: pods' 169.254.169.254:80 → the node's own address; filter: only that traffic (and 127.0.0.1) reaches NMI's port.
+      const chain = async (table: string, from: string): Promise<string[]> => [
+        ...(await c.runInNode(node, "iptables", ["-t", table, "-S", "aad-metadata"])).stdout.trim().split("\n").filter((l) => l.startsWith("-A")),
+        ...(await c.runInNode(node, "iptables", ["-t", table, "-S", from])).stdout.trim().split("\n").filter((l) => l.includes("aad-metadata")),
+      ];
+      // NMI is ready once its rules are live and removes the taint right after: wait for that (bounded), then show it.
+      const nodeTaints = async (): Promise<{ key: string }[]> => ((await c.admin.get(`/api/v1/nodes/${node.name}`)).spec?.["taints"] as { key: string }[] | undefined) ?? [];
+      // Past the deadline the step shows the taints as they are.
+      await pollUntil("NMI removing the startup taint", async () => ((await nodeTaints()).some((t) => t.key === NMI_NOT_READY_TAINT.key) ? undefined : true), 5_000).catch(() => undefined);
+      const taints = await nodeTaints();
       return {
         value: undefined,
         details: [
-          ...rules.stdout.trim().split("\n").filter((l) => l.startsWith("-A")),
-          ...jump.stdout.trim().split("\n").filter((l) => l.includes("aad-metadata")),
+          ...(await chain("nat", "PREROUTING")).map((l) => `nat     ${l}`),
+          ...(await chain("filter", "INPUT")).map((l) => `filter  ${l}`),
           `node taints now: ${taints.length === 0 ? "none (NMI removed its startup taint once the rules were live)" : JSON.stringify(taints)}`,
         ],
       };
@@ -204,17 +212,20 @@ async function inside(mode: string): Promise<number> {
       await new Promise<never>(() => undefined);
     }
 
-    await step("Shut down: NMI removes its rules; MIC, pods, nodes and emulators stop", async () => {
+    await step("Uninstall: delete NMI's DaemonSet, NMI removes its rules; everything stops", async () => {
       const nmi = c.nmi.get(node.name)!;
       const rulesBefore = await c.runInNode(node, "iptables", ["-t", "nat", "-S", "PREROUTING"]);
+      await c.admin.delete(c.nmiDaemonSetPath);
       const stopped = await nmi.stop();
+      const decision = nmi.logs("shutdown: removing the iptables rules")[0] ?? nmi.logs("shutdown: keeping the iptables rules (pods' metadata requests are refused until NMI is back)")[0];
       const rulesAfter = await c.runInNode(node, "iptables", ["-t", "nat", "-S"]);
       await shutdown();
       const left = (await runCommand("ip", ["netns", "list"])).stdout.split("\n").filter((l) => l.startsWith("podid-"));
       return {
         value: undefined,
         details: [
-          `NMI exited ${String(stopped.code)} on SIGTERM; aad-metadata rules on the node: ${rulesBefore.stdout.includes("aad-metadata") ? "present" : "absent"} before, ${rulesAfter.stdout.includes("aad-metadata") ? "STILL PRESENT" : "gone"} after`,
+          `NMI exited ${String(stopped.code)} on SIGTERM (reason: ${String(decision?.["reason"] ?? "not logged")}); aad-metadata rules on the node: ${rulesBefore.stdout.includes("aad-metadata") ? "present" : "absent"} before, ${rulesAfter.stdout.includes("aad-metadata") ? "STILL PRESENT" : "gone"} after`,
+          "(a restart or rollout keeps them: pods are refused, never answered by the node's IMDS, until NMI is back)",
           `network namespaces left: ${left.length}`,
         ],
       };

@@ -11,6 +11,7 @@ import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { customResourceDefinitions } from "@podidentity/api";
+import { nmiDaemonSet, resolveInstallOptions } from "@podidentity/install";
 import {
   AzureCloud,
   KubeApiServer,
@@ -81,7 +82,14 @@ export class E2eCluster {
   readonly vault: KeyVaultServer;
   readonly scaleSet: ComputeResource;
   readonly imds = new Map<string, ImdsServer>();
+  /** The NMI running (or last run) on each node. */
   readonly nmi = new Map<string, ComponentProcess>();
+  /** Every NMI instance started on each node, oldest first (the last one is `nmi.get(node)`); their logs are kept. */
+  readonly nmiInstances = new Map<string, ComponentProcess[]>();
+  /** The NMI DaemonSet object (`deploy/podidentity-standard.yaml`'s) in the API server, as created at start. */
+  readonly nmiDaemonSet: { namespace: string; name: string };
+  /** The Pod object of the NMI process on each node (owned by the DaemonSet, as the DaemonSet controller makes it). */
+  readonly #nmiPods = new Map<string, string>();
   /** MIC replicas, in the order started (replica i is Lease instance `podidentity-mic-<i>`). */
   readonly mics: ComponentProcess[] = [];
   readonly assigned: AssignedIdentityWatch;
@@ -104,6 +112,8 @@ export class E2eCluster {
     this.assigned = parts.assigned;
     this.workDir = parts.workDir;
     this.paths = parts.paths;
+    const rendered = nmiDaemonSet(resolveInstallOptions());
+    this.nmiDaemonSet = { namespace: rendered.metadata!.namespace!, name: rendered.metadata!.name! };
   }
 
   /** Builds the cluster: Azure, Kubernetes, CRDs, nodes (each with its IMDS), MIC and NMI; resolves when all are ready. */
@@ -182,6 +192,12 @@ export class E2eCluster {
       };
       await writeFile(paths.azureJson, JSON.stringify(azureJson, null, 2) + "\n", { mode: 0o600 });
 
+      // NMI's DaemonSet as the installer renders it (selector, template, tolerations): NMI reads it on SIGTERM.
+      await timed("daemonset", async () => {
+        const ds = nmiDaemonSet(resolveInstallOptions());
+        await admin.create(`/apis/apps/v1/namespaces/${ds.metadata!.namespace!}/daemonsets`, ds as unknown as KubeObjectLike);
+      });
+
       const assigned = await AssignedIdentityWatch.start(admin);
       const cluster = new E2eCluster({ options, cloud, topology, kube, admin, arm, entra, vault, scaleSet, assigned, workDir, paths });
       cluster.startTimings.push(...timings);
@@ -216,6 +232,7 @@ export class E2eCluster {
       providerId: azureProviderId({ subscriptionId: this.cloud.subscriptionId, resourceGroup: this.cloud.resourceGroup, scaleSet: this.scaleSet.name, instanceId: i }),
       labels: { "kubernetes.azure.com/agentpool": "nodepool1", "kubernetes.io/os": "linux" },
       taints: this.options.startupTaint ? [NMI_NOT_READY_TAINT] : [],
+      ...(this.options.routeLocalnet !== "inherit" && { routeLocalnet: this.options.routeLocalnet }),
     });
     const imds = await this.cloud.startImds(name, this.scaleSet, { host: this.topology.infraAddress });
     await this.topology.setUpstreamImds(name, imds.url);
@@ -290,14 +307,21 @@ export class E2eCluster {
     return this.mics[0];
   }
 
-  /** Starts NMI in `nodeName`'s network namespace (`--node`, its real iptables rules); resolves once /readyz is 200. */
+  /**
+   * Starts NMI in `nodeName`'s network namespace (`--node`, its real iptables rules) with the environment the
+   * rendered DaemonSet gives it (NODE_NAME, POD_NAME, POD_NAMESPACE) and a Pod object owned by the DaemonSet, as
+   * the DaemonSet controller would create it; resolves once /readyz is 200. A restart is a new instance (new pod
+   * name); the earlier instances stay in `nmiInstances` and their logs in `nmi-<node>.log`.
+   */
   async startNmi(nodeName: string, extraArgs: readonly string[] = []): Promise<ComponentProcess> {
     if (this.nmi.get(nodeName)?.running) throw new Error(`E2eCluster.startNmi: NMI is running on ${nodeName}`);
     const node = this.topology.node(nodeName);
+    const podName = await this.#createNmiPod(node);
     const args = [PROGRAMS.nmi(), "--node", nodeName, "--kubeconfig", this.paths.nmiKubeconfig, "--log-level", "debug", "--http-probe-port", String(NMI_PROBE_PORT), ...this.options.nmiArgs, ...extraArgs];
-    const child = this.topology.spawnInNode(nodeName, process.execPath, args, { cleanEnv: true, env: { NODE_EXTRA_CA_CERTS: this.paths.ca } });
+    const child = this.topology.spawnInNode(nodeName, process.execPath, args, { cleanEnv: true, env: { NODE_EXTRA_CA_CERTS: this.paths.ca, NODE_NAME: nodeName, POD_NAME: podName, POD_NAMESPACE: this.nmiDaemonSet.namespace }, readOnlyProcSys: this.options.nmiReadOnlyProcSys });
     const nmi = new ComponentProcess(`nmi@${nodeName}`, child, this.#log(`nmi-${nodeName}`));
     this.nmi.set(nodeName, nmi);
+    this.nmiInstances.set(nodeName, [...(this.nmiInstances.get(nodeName) ?? []), nmi]);
     await Promise.race([
       pollUntil(`NMI on ${nodeName} ready`, async () => ((await httpGet(`http://${node.address}:${NMI_PROBE_PORT}/readyz`)).status === 200 ? true : undefined), this.options.readyTimeoutMs),
       nmi.exited.then(({ code, signal }) => {
@@ -307,11 +331,56 @@ export class E2eCluster {
     return nmi;
   }
 
-  /** SIGTERM to a node's NMI (it removes its rules and exits); resolves with its exit. */
-  async stopNmi(nodeName: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  /**
+   * SIGTERM to a node's NMI (it keeps its rules unless its DaemonSet is gone or no longer targets the node, and
+   * exits), then its Pod object is deleted as the kubelet would; resolves with its exit.
+   */
+  async stopNmi(nodeName: string, signal: NodeJS.Signals = "SIGTERM"): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     const nmi = this.nmi.get(nodeName);
     if (!nmi) throw new Error(`E2eCluster.stopNmi: no NMI on ${nodeName}`);
-    return nmi.stop("SIGTERM");
+    const exit = await nmi.stop(signal);
+    await this.#deleteNmiPod(nodeName);
+    return exit;
+  }
+
+  /** `/apis/apps/v1/namespaces/<ns>/daemonsets/<name>` of NMI's DaemonSet (delete it to uninstall NMI). */
+  get nmiDaemonSetPath(): string {
+    return `/apis/apps/v1/namespaces/${this.nmiDaemonSet.namespace}/daemonsets/${this.nmiDaemonSet.name}`;
+  }
+
+  /** NMI's Pod object on `node`: the DaemonSet's template, owned by the DaemonSet, Running with the node's address. */
+  async #createNmiPod(node: TopologyNode): Promise<string> {
+    await this.#deleteNmiPod(node.name);
+    const ds = await this.admin.get<KubeObjectLike & { spec?: { template?: { metadata?: { labels?: Record<string, string> }; spec?: Record<string, unknown> } } }>(this.nmiDaemonSetPath).catch((error: unknown) => {
+      // Deleted by a test (an uninstall): the pod is still this DaemonSet's by name, as a leftover pod would be.
+      if (error instanceof KubeRestError && error.statusCode === 404) return undefined;
+      throw error;
+    });
+    const name = `${this.nmiDaemonSet.name}-${randomBytes(3).toString("hex").slice(0, 5)}`;
+    const path = `/api/v1/namespaces/${this.nmiDaemonSet.namespace}/pods`;
+    await this.admin.create(path, {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name,
+        namespace: this.nmiDaemonSet.namespace,
+        labels: ds?.spec?.template?.metadata?.labels ?? {},
+        ownerReferences: [{ apiVersion: "apps/v1", kind: "DaemonSet", name: this.nmiDaemonSet.name, uid: String(ds?.metadata?.["uid"] ?? "00000000-0000-0000-0000-000000000000"), controller: true, blockOwnerDeletion: true }],
+      },
+      spec: { ...(ds?.spec?.template?.spec ?? { hostNetwork: true, containers: [{ name: "nmi", image: "podidentity-nmi" }] }), nodeName: node.name },
+    });
+    await this.admin.mergePatch(`${path}/${name}/status`, { status: { phase: "Running", podIP: node.address, podIPs: [{ ip: node.address }], hostIP: node.address } });
+    this.#nmiPods.set(node.name, name);
+    return name;
+  }
+
+  async #deleteNmiPod(nodeName: string): Promise<void> {
+    const name = this.#nmiPods.get(nodeName);
+    if (name === undefined) return;
+    this.#nmiPods.delete(nodeName);
+    await this.admin.delete(`/api/v1/namespaces/${this.nmiDaemonSet.namespace}/pods/${name}`).catch((error: unknown) => {
+      if (!(error instanceof KubeRestError && error.statusCode === 404)) throw error;
+    });
   }
 
   /** Creates the namespace unless it exists. */
@@ -391,15 +460,16 @@ export class E2eCluster {
     return this.topology.runInNode(node.name, command, args, { cleanEnv: true, ...options, env: { HOME: this.workDir, ...options.env } });
   }
 
-  /** NMI's log of the requests it answered from `address` (its `request answered` lines: route, status, code, remote). */
+  /**
+   * NMI's log of the requests it answered from `address` (its `request answered` lines: route, status, code,
+   * remote), across every NMI instance on the node, oldest first: a restart does not hide earlier answers.
+   */
   nmiRequestsFrom(address: string, nodeName = this.node(0).name): Record<string, unknown>[] {
-    const nmi = this.nmi.get(nodeName);
-    if (!nmi) return [];
-    return nmi.logs("request answered").filter((l) => String(l["remote"]).replace(/^::ffff:/, "") === address);
+    return (this.nmiInstances.get(nodeName) ?? []).flatMap((nmi) => nmi.logs("request answered").filter((l) => String(l["remote"]).replace(/^::ffff:/, "") === address));
   }
 
   /**
-   * Waits for NMI's log line about a request from `pod`'s address (its node's NMI) answered after `since`
+   * Waits for NMI's log line about a request from `pod`'s address (its node's current NMI) answered after `since`
    * (performance.now()), matching `route`/`status`/`code` when given: proof the request went through NMI.
    */
   async nmiAnswered(pod: TopologyPod, match: { route?: string; status?: number; code?: string; since?: number } = {}, timeoutMs = 5_000): Promise<Record<string, unknown>> {
@@ -420,7 +490,7 @@ export class E2eCluster {
     return line.json!;
   }
 
-  /** Stops NMI (rules removed) and MIC, then every namespace, server and file. Idempotent. */
+  /** Stops NMI (its DaemonSet still targets the nodes, so it keeps its rules) and MIC, then every namespace, server and file. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

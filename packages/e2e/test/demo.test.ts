@@ -28,7 +28,10 @@ describe.skipIf(!canRun)("the full demo (pnpm demo)", () => {
     expect(code, stdout).toBe(0);
     for (const line of [
       /^ 1\. Enter a private network namespace \((as root|rootless: user \+ net \+ mount namespaces)\) \.+ +\d+\.\d\d s$/m,
-      /-A aad-metadata ! -s 127\.0\.0\.1\/32 -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127\.0\.0\.1:2579/,
+      /nat {5}-A aad-metadata ! -s 127\.0\.0\.1\/32 -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10\.213\.0\.4:2579$/m,
+      /filter {2}-A aad-metadata -p tcp -m tcp --dport 2579 -m conntrack --ctstate DNAT --ctorigdst 169\.254\.169\.254 --ctorigdstport 80 -j RETURN$/m,
+      /filter {2}-A aad-metadata -p tcp -m tcp --dport 2579 -m comment --comment "podidentity: NMI answers only intercepted metadata traffic and 127\.0\.0\.1" -j REJECT --reject-with tcp-reset$/m,
+      /filter {2}-A INPUT -j aad-metadata$/m,
       /node taints now: none \(NMI removed its startup taint once the rules were live\)/,
       /│ {3}ResourceID: \/subscriptions\/…\/keyvault-reader/,
       /│ {3}Selector: keyvault-secret/,
@@ -40,7 +43,8 @@ describe.skipIf(!canRun)("the full demo (pnpm demo)", () => {
       /^ +NAMESPACE +NAME +POD +NODE +STATE +AGE$/m,
       /^ +default +keyvault-secret-7d9f8-default-keyvault-reader +keyvault-secret-7d9f8 +aks-nodepool1-12345678-vmss000000 +Assigned +\d+s$/m,
       /10\.244\.0\.\d+ → HTTP 403 podidentity_no_binding: /,
-      /NMI exited 0 on SIGTERM; aad-metadata rules on the node: present before, gone after/,
+      /^ 9\. Uninstall: delete NMI's DaemonSet, NMI removes its rules; everything stops \.+ +\d+\.\d\d s$/m,
+      /NMI exited 0 on SIGTERM \(reason: daemonset-deleted\); aad-metadata rules on the node: present before, gone after/,
       /network namespaces left: 0/,
     ]) {
       expect(stdout).toMatch(line);

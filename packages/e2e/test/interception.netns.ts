@@ -1,4 +1,4 @@
-// NMI's interception on a real node: its iptables rules (present while it runs, gone when it exits), the node's
+// NMI's interception on a real node: its iptables rules (present while it runs, kept when it stops), the node's
 // startup taint (removed only once the rules are live), instance metadata (proxied, or blocked), and what is not
 // intercepted — the node itself and hostNetwork pods, as in aad-pod-identity v1.8.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -60,12 +60,16 @@ describe("NMI's interception on the node", () => {
     await cluster.nmiAnswered(earlyPod, { route: "token", status: 200, since });
   });
 
-  it("the nat chain aad-metadata DNATs 169.254.169.254:80 to NMI and is jumped to from PREROUTING", async () => {
+  it("the nat chain aad-metadata DNATs 169.254.169.254:80 to NMI on the node's own address and is jumped to from PREROUTING; the filter chain guards NMI's port", async () => {
     await nmiOn(node0);
     const rules = await natRules(node0);
     expect(rules).toContain("-N aad-metadata");
-    expect(rules).toMatch(/-A aad-metadata ! -s 127\.0\.0\.1\/32 -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127\.0\.0\.1:2579/);
+    expect(rules).toContain(`-A aad-metadata ! -s 127.0.0.1/32 -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination ${node0.address}:2579`);
     expect(rules).toMatch(/-A PREROUTING -j aad-metadata/);
+    const filter = (await cluster.runInNode(node0, "iptables", ["-t", "filter", "-S"])).stdout;
+    expect(filter).toContain("-A INPUT -j aad-metadata");
+    expect(filter).toContain("-A aad-metadata -p tcp -m tcp --dport 2579 -m conntrack --ctstate DNAT --ctorigdst 169.254.169.254 --ctorigdstport 80 -j RETURN");
+    expect(filter).toContain("-j REJECT --reject-with tcp-reset");
   });
 
   it("instance metadata is proxied to the node's IMDS (through NMI), a 404 is passed through, and the Metadata header is required", async () => {
@@ -119,15 +123,16 @@ describe("NMI's interception on the node", () => {
     await nmi.waitForLine("the node's refused request", (l) => l.at >= since && l.json?.["msg"] === "request answered" && l.json["status"] === 403 && String(l.json["remote"]).endsWith("127.0.0.1"), 5_000);
   });
 
-  it("on SIGTERM NMI removes its chain and the PREROUTING jump, and exits 0; pods then reach the node's IMDS directly", async () => {
+  it("on SIGTERM NMI keeps its chains (its DaemonSet still targets the node) and exits 0; pods are then refused, never answered by the node's IMDS", async () => {
     await nmiOn(node0);
     const pod = await cluster.addPod("after-nmi", { node: node0.name, labels: { app: "after" } });
     const exit = await cluster.stopNmi(node0.name);
     expect(exit.code).toBe(0);
-    const rules = await natRules(node0);
-    expect(rules).not.toContain("aad-metadata");
-    const r = await curlInPod(cluster, pod, "http://169.254.169.254/metadata/instance/compute?api-version=2021-02-01");
-    expect(r.status).toBe(200);
-    expect(r.headers["x-podidentity-nmi"]).toBeUndefined();
+    expect(await natRules(node0)).toContain("-A PREROUTING -j aad-metadata");
+    const imds = cluster.imds.get(node0.name)!;
+    const imdsRequests = imds.counters.requests;
+    const r = await cluster.runInPod(pod, "curl", ["-sS", "--max-time", "5", "-H", "Metadata: true", "http://169.254.169.254/metadata/instance/compute?api-version=2021-02-01"]);
+    expect(r.code, r.stdout + r.stderr).toBe(7); // curl: could not connect (nothing listens where the rule sends it)
+    expect(imds.counters.requests).toBe(imdsRequests);
   });
 });

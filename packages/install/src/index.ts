@@ -9,7 +9,7 @@ export {
 export type { IdentityWithBinding, InstallOptions, OperationMode } from "./install-options";
 export { identitiesFromValues, isServicePrincipal, parseInstallValues } from "./install-values";
 export type { InstallValues, ValuesIdentityEntry, ValuesProblem } from "./install-values";
-export { micClusterRules, micLeaderElectionRules, nmiClusterRules } from "./rbac-rules";
+export { micClusterRules, micLeaderElectionRules, nmiClusterRules, nmiNamespaceRules } from "./rbac-rules";
 export { micArgs, micDeployment, micImage, micPodDisruptionBudget } from "./mic-workload";
 export { HOST_ETC_DEFAULT, nmiArgs, nmiDaemonSet, nmiImage } from "./nmi-workload";
 export { podIdentityExceptions, renderManifests } from "./render-manifests";

@@ -51,6 +51,8 @@ export const INSTALL_NAMES = {
   mic: "podidentity-mic",
   nmi: "podidentity-nmi",
   micLeaderElection: "podidentity-mic-leader-election",
+  /** NMI's Role in its namespace: `get` on its own DaemonSet, read on SIGTERM (keep or remove the iptables rules). */
+  nmiDaemonSetReader: "podidentity-nmi-daemonset-reader",
   micException: "podidentity-mic",
   aksAddonException: "aks-addon-exception",
   aksAddonExceptionNamespace: "kube-system",

@@ -23,8 +23,8 @@ export function nmiArgs(o: InstallOptions): string[] {
 }
 
 /**
- * NMI: one per Linux node, in the node's network namespace (its iptables rule and its 127.0.0.1:2579 listener
- * are the node's), scheduled before anything else (system-node-critical, tolerates every taint — including the
+ * NMI: one per Linux node, in the node's network namespace (its iptables rules and its 0.0.0.0:2579 listener,
+ * which those rules guard, are the node's; no route_localnet needed, so /proc/sys stays read-only), scheduled before anything else (system-node-critical, tolerates every taint — including the
  * startup taint it removes once interception is live). Root for iptables, but not privileged: every capability
  * dropped except NET_ADMIN (nat rules) and NET_RAW (raw sockets iptables opens), read-only root filesystem;
  * the image's entrypoint links the node's iptables backend (nft or legacy) into an emptyDir on PATH.
@@ -47,7 +47,8 @@ export function nmiDaemonSet(o: InstallOptions): IDaemonSet {
           priorityClassName: "system-node-critical",
           nodeSelector: { "kubernetes.io/os": "linux" },
           tolerations: [{ operator: "Exists" }],
-          // NMI removes its iptables rules on SIGTERM before it exits.
+          // On SIGTERM NMI reads this DaemonSet (bounded to 5 s) and removes its iptables rules only when the
+          // DaemonSet is gone or no longer targets the node; a restart or rollout keeps them (fail closed).
           terminationGracePeriodSeconds: 30,
           containers: [
             {
@@ -55,7 +56,14 @@ export function nmiDaemonSet(o: InstallOptions): IDaemonSet {
               image: nmiImage(o),
               imagePullPolicy: "IfNotPresent",
               args: nmiArgs(o),
-              env: [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
+              env: [
+                { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+                // The node's address, where pods' metadata traffic is DNATed to (v1.8's manifests set HOST_IP too).
+                { name: "HOST_IP", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
+                // NMI's own pod: its ownerReference names the DaemonSet NMI reads on SIGTERM.
+                { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+                { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+              ],
               ports: [
                 { name: "http-probe", containerPort: INSTALL_PORTS.nmiHttpProbe, hostPort: INSTALL_PORTS.nmiHttpProbe, protocol: "TCP" },
                 { name: "metrics", containerPort: INSTALL_PORTS.nmiPrometheus, hostPort: INSTALL_PORTS.nmiPrometheus, protocol: "TCP" },

@@ -45,6 +45,15 @@ export function micLeaderElectionRules(): IPolicyRule[] {
 }
 
 /**
+ * NMI's rules in its own namespace: `get` on its DaemonSet, which it reads on SIGTERM to tell a restart or rollout
+ * (keep the iptables rules, fail closed) from an uninstall or a node the DaemonSet left (remove them). Limited to
+ * the DaemonSet's name; NMI finds that name through its own pod's ownerReference (cluster-wide `get pods`).
+ */
+export function nmiNamespaceRules(): IPolicyRule[] {
+  return [{ apiGroups: ["apps"], resources: ["daemonsets"], resourceNames: [INSTALL_NAMES.nmi], verbs: ["get"] }];
+}
+
+/**
  * NMI's cluster-wide rules. `nodes` `patch`/`update` are for removing the startup taint from its own node: RBAC
  * cannot narrow a DaemonSet's rule to "the node this pod runs on" (resourceNames are fixed at install time and the
  * NodeRestriction admission plugin only covers kubelets), so every NMI may edit every Node object — documented in

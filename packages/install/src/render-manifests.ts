@@ -18,7 +18,7 @@ import { INSTALL_NAMES, resolveInstallOptions, type InstallOptions } from "./ins
 import { commonLabels, selectorLabels, type Component } from "./labels";
 import { micDeployment, micPodDisruptionBudget } from "./mic-workload";
 import { nmiDaemonSet } from "./nmi-workload";
-import { micClusterRules, micLeaderElectionRules, nmiClusterRules } from "./rbac-rules";
+import { micClusterRules, micLeaderElectionRules, nmiClusterRules, nmiNamespaceRules } from "./rbac-rules";
 
 /** Every kind `render` can produce, typed by kubernetes-models (built-ins) or @podidentity/api (custom resources). */
 export type InstallManifest =
@@ -109,6 +109,19 @@ export function renderManifests(input: Partial<InstallOptions> = {}): InstallMan
     });
   }
   out.push(clusterRole("nmi", nmiClusterRules(o)), clusterRoleBinding("nmi", o.namespace));
+  out.push({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    metadata: { name: INSTALL_NAMES.nmiDaemonSetReader, namespace: o.namespace, labels: commonLabels("nmi") },
+    rules: nmiNamespaceRules(),
+  });
+  out.push({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name: INSTALL_NAMES.nmiDaemonSetReader, namespace: o.namespace, labels: commonLabels("nmi") },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: INSTALL_NAMES.nmiDaemonSetReader },
+    subjects: [{ kind: "ServiceAccount", name: INSTALL_NAMES.nmi, namespace: o.namespace }],
+  });
   if (standard) out.push(micDeployment(o), micPodDisruptionBudget(o));
   out.push(nmiDaemonSet(o));
   out.push(...podIdentityExceptions(o));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkRbacCoverage, INSTALL_NAMES, renderManifests, requestsFromCounts, rulesForServiceAccount } from "../src/index";
+import { checkRbacCoverage, INSTALL_NAMES, nmiNamespaceRules, renderManifests, requestsFromCounts, rulesForServiceAccount } from "../src/index";
 
 const NS = "kube-system";
 const standard = renderManifests();
@@ -48,11 +48,11 @@ describe("checkRbacCoverage", () => {
     expect(requestsFromCounts({ "update pods/status": 2 })).toEqual([{ request: { verb: "update", resource: "pods", subresource: "status" }, count: 2 }]);
   });
 
-  it("finds the rules bound to each service account: MIC's ClusterRole and its Lease Role, NMI's ClusterRole", () => {
+  it("finds the rules bound to each service account: MIC's ClusterRole and its Lease Role, NMI's ClusterRole and its DaemonSet Role", () => {
     expect(mic.cluster.length).toBeGreaterThan(0);
     expect(mic.namespaced).toEqual([{ namespace: NS, rules: expect.any(Array) }]);
     expect(nmi.cluster.length).toBeGreaterThan(0);
-    expect(nmi.namespaced).toEqual([]);
+    expect(nmi.namespaced).toEqual([{ namespace: NS, rules: nmiNamespaceRules() }]);
     expect(rulesForServiceAccount(standard, "default", INSTALL_NAMES.mic)).toEqual({ cluster: [], namespaced: [] });
   });
 
@@ -86,6 +86,12 @@ describe("checkRbacCoverage", () => {
     expect(checkRbacCoverage([{ ...lease, namespace: NS, name: "someone-elses-lease" }], mic).denied).toHaveLength(1);
     expect(checkRbacCoverage([{ verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: NS }], mic).denied).toEqual([]);
     expect(checkRbacCoverage([{ verb: "list", group: "coordination.k8s.io", resource: "leases", namespace: NS }], mic).denied).toHaveLength(1);
+    // NMI reads its own DaemonSet on SIGTERM, and only that one, only with get.
+    const daemonSet = { verb: "get", group: "apps", resource: "daemonsets" };
+    expect(checkRbacCoverage([{ ...daemonSet, namespace: NS, name: INSTALL_NAMES.nmi }], nmi).denied).toEqual([]);
+    expect(checkRbacCoverage([{ ...daemonSet, namespace: NS, name: "kube-proxy" }], nmi).denied).toHaveLength(1);
+    expect(checkRbacCoverage([{ ...daemonSet, namespace: "default", name: INSTALL_NAMES.nmi }], nmi).denied).toHaveLength(1);
+    expect(checkRbacCoverage([{ verb: "list", group: "apps", resource: "daemonsets", namespace: NS }], nmi).denied).toHaveLength(1);
     // Events exist in two groups; MIC is only allowed the core one.
     expect(checkRbacCoverage([{ verb: "create", group: "events.k8s.io", resource: "events", namespace: "shop" }], mic).denied).toHaveLength(1);
   });

@@ -68,6 +68,8 @@ describe("renderManifests", () => {
       "RoleBinding/kube-system/podidentity-mic-leader-election",
       "ClusterRole//podidentity-nmi",
       "ClusterRoleBinding//podidentity-nmi",
+      "Role/kube-system/podidentity-nmi-daemonset-reader",
+      "RoleBinding/kube-system/podidentity-nmi-daemonset-reader",
       "Deployment/kube-system/podidentity-mic",
       "PodDisruptionBudget/kube-system/podidentity-mic",
       "DaemonSet/kube-system/podidentity-nmi",
@@ -142,6 +144,9 @@ describe("renderManifests", () => {
     expect(c.securityContext?.allowPrivilegeEscalation).toBe(false);
     expect(c.args).toContain("--node=$(NODE_NAME)");
     expect(c.env).toContainEqual({ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } });
+    // NMI's own pod, through which it finds this DaemonSet on SIGTERM (keep or remove its iptables rules).
+    expect(c.env).toContainEqual({ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } });
+    expect(c.env).toContainEqual({ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } });
     expect(pod.volumes).toContainEqual({ name: "xtables-lock", hostPath: { path: "/run/xtables.lock", type: "FileOrCreate" } });
     expect(c.volumeMounts).toContainEqual({ name: "xtables-lock", mountPath: "/run/xtables.lock" });
     expect(c.livenessProbe?.httpGet?.path).toBe("/healthz");

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import type { ComputeResource, UserAssignedIdentity } from "@podidentity/testbed";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, it } from "vitest";
 import type { Mic } from "../src/index";
 import { Harness, until } from "./helpers/harness";
 

@@ -1,5 +1,7 @@
+import { isIP } from "node:net";
 import { Command, InvalidArgumentError } from "commander";
 import { DEFAULT_NMI_OPTIONS, type NmiConfigInput, type OperationMode } from "./config";
+import { IMDS_ROUTE_OPT_INS, parseImdsRouteOptIns, type ImdsRouteOptIn } from "./server/proxy-allowlist";
 import { NMI_VERSION } from "./version";
 
 function bool(value: string | boolean | undefined): boolean {
@@ -9,6 +11,14 @@ function bool(value: string | boolean | undefined): boolean {
   if (["true", "1", "t", "yes"].includes(v)) return true;
   if (["false", "0", "f", "no"].includes(v)) return false;
   throw new InvalidArgumentError(`expected true or false, got "${value}"`);
+}
+
+function parseImdsRouteOptInsFlag(value: string): ImdsRouteOptIn[] {
+  try {
+    return parseImdsRouteOptIns(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function int(value: string): number {
@@ -23,6 +33,14 @@ function durationMs(value: string): number {
   if (m === null) throw new InvalidArgumentError(`expected a duration like 20s, got "${value}"`);
   const n = Number(m[1]);
   return Math.round(m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000);
+}
+
+/**
+ * The first IPv4 address of env HOST_IP, which may be a list (downward API `status.hostIPs`) or an IPv6 address
+ * on an IPv6-first dual-stack node; without one NMI falls back to the Node's InternalIP.
+ */
+function firstIPv4(value: string | undefined): string | undefined {
+  return value?.split(",").map((v) => v.trim()).find((v) => isIP(v) === 4);
 }
 
 export interface CliOptions {
@@ -41,8 +59,15 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
     .description("Node Managed Identity: answers pods' IMDS token requests with the identity bound to the pod")
     .version(NMI_VERSION, "--version")
     .option("--node <name>", "this node's name (default: env NODE_NAME)")
+    .option("--pod-name <name>", "this NMI's pod, whose DaemonSet decides on SIGTERM whether the iptables rules stay (default: env POD_NAME)")
+    .option("--pod-namespace <namespace>", "this NMI's pod's namespace (default: env POD_NAMESPACE)")
     .option("--kubeconfig <path>", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
-    .option("--nmi-listen-address <ip>", "address NMI listens on", d.listenAddress)
+    .option(
+      "--nmi-listen-address <ip>",
+      "IPv4 address NMI listens on: 0.0.0.0 DNATs pods to the node's own address (no route_localnet needed); 127.0.0.1 is v1.8's loopback DNAT (needs route_localnet=1); another address is listened on and DNATed to",
+      d.listenAddress,
+    )
+    .option("--host-ip <ip>", "the node's IPv4 address, the DNAT target with --nmi-listen-address=0.0.0.0 (default: env HOST_IP, else the Node's InternalIP)")
     .option("--nmi-port <port>", "port NMI listens on", int, d.port)
     .option("--metadata-ip <ip>", "the metadata address pods call", d.metadataIp)
     .option("--metadata-port <port>", "the metadata port pods call", int, d.metadataPort)
@@ -53,6 +78,15 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
     .option("--wait-for-assignment <duration>", "how long a token request is held while its identity is assigned", durationMs, d.waitForAssignmentMs)
     .option("--metadata-header-required [bool]", "require the Metadata: true header", bool, d.metadataHeaderRequired)
     .option("--block-instance-metadata [bool]", "answer 403 to /metadata/instance", bool, d.blockInstanceMetadata)
+    .option(
+      "--allow-imds-routes <names>",
+      `IMDS routes closed by default that NMI passes on (comma list of ${IMDS_ROUTE_OPT_INS.join(", ")})`,
+      parseImdsRouteOptInsFlag,
+      [...d.allowImdsRoutes],
+    )
+    .option("--max-connections <n>", "open connections at most; at the cap a new one evicts the connection idle the longest", int, d.maxConnections)
+    .option("--idle-connection-timeout <duration>", "close connections that send no request within this time", durationMs, d.idleConnectionTimeoutMs)
+    .option("--host-token-service-principals [bool]", "let /host/token serve service-principal identities (types 1 and 2)", bool, d.hostTokenServicePrincipals)
     .option("--ipt-update-interval-sec <seconds>", "how often the iptables rules are verified and repaired", int, d.iptablesUpdateIntervalMs / 1000)
     .option("--enable-conntrack-deletion [bool]", "delete conntrack entries to the metadata address at start", bool, d.enableConntrackDeletion)
     .option("--remove-node-taint [bool]", "remove the podidentity.io/nmi-not-ready:NoSchedule taint once interception is live", bool, d.removeNodeTaint)
@@ -61,7 +95,8 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
     .option("--kubelet-config <path>", "kubelet flags file checked for kubenet", d.kubeletConfigPath)
     .option("--allow-network-plugin-kubenet [bool]", "run on kubenet anyway", bool, d.allowNetworkPluginKubenet)
     .option("--token-cache [bool]", "cache tokens per identity and resource", bool, d.tokenCacheEnabled)
-    .option("--log-level <level>", "pino log level", "info");
+    .option("--log-level <level>", "pino log level", "info")
+    .addHelpText("after", `\nCommands:\n  ${CLEANUP_COMMAND}  remove NMI's iptables rules from this node and exit (uninstall; see ${CLEANUP_COMMAND} --help)`);
   program.parse([...argv], { from: "user" });
   const o = program.opts<Record<string, unknown>>();
   let forceNamespaced: boolean = d.forceNamespaced;
@@ -72,7 +107,10 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
     logLevel: String(o["logLevel"]),
     config: {
       nodeName: String(o["node"] ?? env["NODE_NAME"] ?? ""),
+      ...optionalString("podName", o["podName"] ?? env["POD_NAME"]),
+      ...optionalString("podNamespace", o["podNamespace"] ?? env["POD_NAMESPACE"]),
       listenAddress: o["nmiListenAddress"] as string,
+      hostIp: typeof o["hostIp"] === "string" ? o["hostIp"] : firstIPv4(env["HOST_IP"]),
       port: o["nmiPort"] as number,
       metadataIp: o["metadataIp"] as string,
       metadataPort: o["metadataPort"] as number,
@@ -82,6 +120,10 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
       waitForAssignmentMs: o["waitForAssignment"] as number,
       metadataHeaderRequired: o["metadataHeaderRequired"] as boolean,
       blockInstanceMetadata: o["blockInstanceMetadata"] as boolean,
+      allowImdsRoutes: o["allowImdsRoutes"] as ImdsRouteOptIn[],
+      maxConnections: o["maxConnections"] as number,
+      idleConnectionTimeoutMs: o["idleConnectionTimeout"] as number,
+      hostTokenServicePrincipals: o["hostTokenServicePrincipals"] as boolean,
       iptablesUpdateIntervalMs: (o["iptUpdateIntervalSec"] as number) * 1000,
       enableConntrackDeletion: o["enableConntrackDeletion"] as boolean,
       removeNodeTaint: o["removeNodeTaint"] as boolean,
@@ -92,4 +134,33 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
       tokenCacheEnabled: o["tokenCache"] as boolean,
     },
   };
+}
+
+function optionalString<K extends string>(key: K, value: unknown): { [P in K]?: string } {
+  return typeof value === "string" && value !== "" ? ({ [key]: value } as { [P in K]?: string }) : {};
+}
+
+/** `podidentity-nmi cleanup`: the one subcommand. */
+export const CLEANUP_COMMAND = "cleanup";
+
+export interface CleanupCliOptions {
+  logLevel: string;
+}
+
+/** Whether argv asks for `podidentity-nmi cleanup`. */
+export function isCleanupCommand(argv: readonly string[]): boolean {
+  return argv[0] === CLEANUP_COMMAND;
+}
+
+/** `podidentity-nmi cleanup`'s flags (argv after the word `cleanup`). Commander handles `--help` (and exits). */
+export function parseCleanupOptions(argv: readonly string[]): CleanupCliOptions {
+  const program = new Command(`podidentity-nmi ${CLEANUP_COMMAND}`)
+    .description(
+      "Remove NMI's iptables rules from this node's network namespace — every jump to the aad-metadata chains and the chains, " +
+        "in the nat and filter tables, with iptables-nft and iptables-legacy — and exit 0. Idempotent; needs no API server. " +
+        "Run it as root with NET_ADMIN in the node's network namespace (a privileged hostNetwork pod, or kubectl debug node/<name>).",
+    )
+    .option("--log-level <level>", "pino log level", "info");
+  program.parse([...argv], { from: "user" });
+  return { logLevel: String(program.opts<Record<string, unknown>>()["logLevel"]) };
 }

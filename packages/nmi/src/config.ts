@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { parseImdsRouteOptIns, type ImdsRouteOptIn } from "./server/proxy-allowlist";
 
 export type OperationMode = "standard" | "managed";
 
@@ -7,7 +8,13 @@ export type OperationMode = "standard" | "managed";
  * one exists; the values differ from v1.8 only where CONTRACT.md says so (namespaced matching, 20 s hold).
  */
 export const DEFAULT_NMI_OPTIONS = {
-  listenAddress: "127.0.0.1",
+  /**
+   * Every IPv4 address: pods' metadata traffic is DNATed to the node's own address and the port is guarded by
+   * the filter chain (interception/iptables-manager.ts), so no `route_localnet` is needed. A loopback address
+   * selects aad-pod-identity v1.8's loopback DNAT. When NMI does not install its own interception (option
+   * `interception` given), the default is 127.0.0.1: nothing would guard the port.
+   */
+  listenAddress: "0.0.0.0",
   port: 2579,
   metadataIp: "169.254.169.254",
   metadataPort: 80,
@@ -16,6 +23,8 @@ export const DEFAULT_NMI_OPTIONS = {
   forceNamespaced: true,
   metadataHeaderRequired: true,
   blockInstanceMetadata: false,
+  /** `/host/token` serves service principals (types 1 and 2) only when allowed: any loopback caller can name any pod. */
+  hostTokenServicePrincipals: false,
   /** How long a token request is held while its assignment completes (v1.8: 80–100 s). */
   waitForAssignmentMs: 20_000,
   /** After Assigned, an upstream "Identity not found" counts as pending for this long. */
@@ -53,6 +62,33 @@ export const DEFAULT_NMI_OPTIONS = {
   maxHeaderBytes: 16 * 1024,
   maxProxyBodyBytes: 1024 * 1024,
   shutdownGraceMs: 5_000,
+  /**
+   * Proxy routes closed by default that the operator opens (`--allow-imds-routes`): user-data,
+   * attested-document, scheduled-events-ack (server/proxy-allowlist.ts).
+   */
+  allowImdsRoutes: [] as readonly ImdsRouteOptIn[],
+  /**
+   * Proxied requests: IMDS allows 5 requests/s per VM outside the identity category. The node-wide bucket
+   * (3/s, burst 2) lets at most 5 through in any one second and 3/s sustained, leaving room for node agents;
+   * each pod gets 1/s with a burst of 2, so one pod cannot take the node's share.
+   */
+  proxyRequestsPerSecondPerPod: 1,
+  proxyBurstPerPod: 2,
+  proxyRequestsPerSecond: 3,
+  proxyBurst: 2,
+  proxyMaxTrackedPods: 1024,
+  /**
+   * Open connections at most; at the cap a new connection evicts the one idle the longest
+   * (server/connection-guard.ts). A node runs ~250 pods at most; each SDK keeps one or two connections.
+   */
+  maxConnections: 1024,
+  /** A connection that sends no complete request head within this time of connecting is closed. */
+  idleConnectionTimeoutMs: 15_000,
+  /**
+   * On SIGTERM, how long NMI may take reading its DaemonSet and node to decide whether to remove its iptables
+   * rules; past it the rules stay (fail closed). Well inside the DaemonSet's 30 s termination grace period.
+   */
+  ownershipTimeoutMs: 5_000,
 } as const;
 
 /** Options of {@link Nmi}. `nodeName` is the only required one. */
@@ -67,6 +103,7 @@ export interface NmiConfig {
   forceNamespaced: boolean;
   metadataHeaderRequired: boolean;
   blockInstanceMetadata: boolean;
+  hostTokenServicePrincipals: boolean;
   waitForAssignmentMs: number;
   propagationGraceMs: number;
   podWaitMs: number;
@@ -92,6 +129,26 @@ export interface NmiConfig {
   maxHeaderBytes: number;
   maxProxyBodyBytes: number;
   shutdownGraceMs: number;
+  allowImdsRoutes: readonly ImdsRouteOptIn[];
+  proxyRequestsPerSecondPerPod: number;
+  proxyBurstPerPod: number;
+  proxyRequestsPerSecond: number;
+  proxyBurst: number;
+  proxyMaxTrackedPods: number;
+  maxConnections: number;
+  idleConnectionTimeoutMs: number;
+  /**
+   * The node's own IPv4 address, the DNAT target when NMI listens on 0.0.0.0 (flag --host-ip, env HOST_IP);
+   * default: the Node object's InternalIP.
+   */
+  hostIp?: string;
+  ownershipTimeoutMs: number;
+  /**
+   * This NMI's pod (downward API, env POD_NAME / POD_NAMESPACE): its controller ownerReference names the
+   * DaemonSet NMI reads on SIGTERM. Without them NMI cannot tell a restart from an uninstall and keeps its rules.
+   */
+  podName?: string;
+  podNamespace?: string;
   /**
    * Source addresses that are the node itself (403 podidentity_host_network). Default: 127.0.0.1, ::1 and every
    * address of the node's interfaces other than the rest of 127.0.0.0/8.
@@ -127,7 +184,11 @@ export function resolveNmiConfig(input: NmiConfigInput): NmiConfig {
     // v1.8 refused this combination too: in managed mode nothing else enforces namespace boundaries.
     throw new RangeError("Nmi: operationMode managed requires forceNamespaced (--force-namespaced=true)");
   }
-  if (isIP(config.listenAddress) === 0) throw new TypeError(`Nmi: listenAddress must be an IP address, got "${config.listenAddress}"`);
+  if (isIP(config.listenAddress) !== 4) {
+    // IPv4 only: the metadata address is IPv4, and an IPv6 listener would be reachable around the IPv4 port guard.
+    throw new TypeError(`Nmi: listenAddress (--nmi-listen-address) must be an IPv4 address (0.0.0.0, 127.0.0.1 or the node's), got "${config.listenAddress}"`);
+  }
+  if (config.hostIp !== undefined && isIP(config.hostIp) !== 4) throw new TypeError(`Nmi: hostIp (--host-ip) must be the node's IPv4 address, got "${config.hostIp}"`);
   if (isIP(config.metadataIp) !== 4) throw new TypeError(`Nmi: metadataIp must be an IPv4 address, got "${config.metadataIp}"`);
   port("port", config.port);
   port("metadataPort", config.metadataPort);
@@ -164,9 +225,20 @@ export function resolveNmiConfig(input: NmiConfigInput): NmiConfig {
     "headersTimeoutMs",
     "maxHeaderBytes",
     "maxProxyBodyBytes",
+    "proxyRequestsPerSecondPerPod",
+    "proxyBurstPerPod",
+    "proxyRequestsPerSecond",
+    "proxyBurst",
+    "proxyMaxTrackedPods",
+    "maxConnections",
+    "idleConnectionTimeoutMs",
+    "ownershipTimeoutMs",
   ] as const) {
     positive(key, config[key]);
   }
+  if (!Number.isInteger(config.maxConnections)) throw new RangeError(`Nmi: maxConnections (--max-connections) must be an integer, got ${config.maxConnections}`);
+  if (config.proxyBurst < 1 || config.proxyBurstPerPod < 1) throw new RangeError("Nmi: proxyBurst and proxyBurstPerPod must be at least 1 (one request)");
+  config.allowImdsRoutes = parseImdsRouteOptIns(config.allowImdsRoutes);
   if (config.nodeAddresses !== undefined) {
     for (const a of config.nodeAddresses) if (isIP(a) === 0) throw new TypeError(`Nmi: nodeAddresses has "${a}", not an IP address`);
   }

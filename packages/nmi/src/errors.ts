@@ -18,6 +18,12 @@ export const NMI_ERROR_CODE = {
   /** Not in CONTRACT.md's table: the AzureIdentity or its Secret is unusable (v1.8: 503). */
   IdentityInvalid: "podidentity_identity_invalid",
   Internal: "podidentity_internal_error",
+  /** 404 for a path NMI does not pass to IMDS (server/proxy-allowlist.ts); IMDS answers unknown paths 404 too. */
+  NotFound: "not_found",
+  /** 429 + Retry-After: a pod (or all pods together) over the proxied routes' rate (server/pod-rate-limiter.ts). */
+  RateLimited: "podidentity_rate_limited",
+  /** 503 + Retry-After: every connection NMI accepts has a request in progress (server/connection-guard.ts). */
+  Overloaded: "podidentity_overloaded",
 } as const;
 export type NmiErrorCode = (typeof NMI_ERROR_CODE)[keyof typeof NMI_ERROR_CODE];
 

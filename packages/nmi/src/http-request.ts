@@ -17,6 +17,11 @@ export interface HttpRequestOptions {
   signal?: AbortSignal;
   /** Answers larger than this fail (ResponseTooLargeError). */
   maxBodyBytes?: number;
+  /**
+   * Path and query sent on the request line exactly as given, instead of the URL's (which WHATWG parsing has
+   * normalised): the proxy sends the canonical path it classified, with no second parser in between.
+   */
+  path?: string;
 }
 
 export interface HttpResponse {
@@ -40,7 +45,17 @@ export function openRequest(url: string | URL, options: HttpRequestOptions = {})
   const signals = [options.signal, options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs)].filter((s) => s !== undefined);
   const signal = signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals);
   return new Promise<IncomingMessage>((resolve, reject) => {
-    const req = send(target, { method: options.method ?? "GET", headers: options.headers, ...(options.agent !== undefined && { agent: options.agent }), ...(signal !== undefined && { signal }) }, resolve);
+    const req = send(
+      target,
+      {
+        method: options.method ?? "GET",
+        headers: options.headers,
+        ...(options.path !== undefined && { path: options.path }),
+        ...(options.agent !== undefined && { agent: options.agent }),
+        ...(signal !== undefined && { signal }),
+      },
+      resolve,
+    );
     req.on("error", (error: Error) => reject(signal?.aborted && signal.reason instanceof Error ? signal.reason : error));
     const connectTimeoutMs = options.connectTimeoutMs;
     if (connectTimeoutMs !== undefined) {

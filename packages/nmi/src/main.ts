@@ -1,33 +1,53 @@
 import pino from "pino";
-import { parseCliOptions } from "./cli-options";
+import { isCleanupCommand, parseCleanupOptions, parseCliOptions } from "./cli-options";
+import { execRunner } from "./interception/command-runner";
+import { removeInterceptionRules } from "./interception/rule-cleanup";
 import { KubeClient } from "./kube/kube-client";
 import { Nmi } from "./nmi";
 
-const options = parseCliOptions(process.argv.slice(2), process.env);
-const logger = pino({ name: "podidentity-nmi", level: options.logLevel, base: { node: options.config.nodeName } });
+const argv = process.argv.slice(2);
 
-async function main(): Promise<void> {
-  const kube = KubeClient.fromDefault(options.kubeconfig);
-  const nmi = new Nmi({ ...options.config, kube, logger });
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "shutting down: removing iptables rules");
-    nmi.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: (error as Error).message }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
-  await nmi.start();
+/** `podidentity-nmi cleanup`: remove the rules and exit; no API server, no listener. */
+async function cleanup(): Promise<void> {
+  const options = parseCleanupOptions(argv.slice(1));
+  const logger = pino({ name: "podidentity-nmi", level: options.logLevel });
+  try {
+    const report = await removeInterceptionRules(execRunner());
+    logger.info({ backends: report.backends, removed: report.removed }, report.removed.length > 0 ? "NMI's iptables rules removed" : "no NMI iptables rules on this node: nothing to remove");
+    process.exit(0);
+  } catch (error) {
+    logger.error({ err: (error as Error).message, code: (error as { code?: string }).code }, "cleanup failed: NMI's iptables rules may still be on this node");
+    process.exit(1);
+  }
 }
 
-main().catch((error: unknown) => {
-  logger.fatal({ err: (error as Error).message, code: (error as { code?: string }).code }, "NMI could not start");
-  process.exit(1);
-});
+async function serve(): Promise<void> {
+  const options = parseCliOptions(argv, process.env);
+  const logger = pino({ name: "podidentity-nmi", level: options.logLevel, base: { node: options.config.nodeName } });
+  try {
+    const kube = KubeClient.fromDefault(options.kubeconfig);
+    const nmi = new Nmi({ ...options.config, kube, logger });
+    let stopping = false;
+    const shutdown = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      // Whether the iptables rules stay is decided (and logged) by stop(): only an uninstall removes them.
+      logger.info({ signal }, "shutting down");
+      nmi.stop().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: (error as Error).message }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
+    await nmi.start();
+  } catch (error) {
+    logger.fatal({ err: (error as Error).message, code: (error as { code?: string }).code }, "NMI could not start");
+    process.exit(1);
+  }
+}
+
+void (isCleanupCommand(argv) ? cleanup() : serve());

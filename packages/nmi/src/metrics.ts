@@ -17,6 +17,7 @@ export class NmiMetrics {
   readonly pendingInFlight: Gauge;
   readonly informerErrors: Counter<"informer">;
   readonly interceptionRepairs: Counter;
+  readonly connectionsClosed: Counter<"reason">;
   readonly ready: Gauge;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -43,6 +44,12 @@ export class NmiMetrics {
     this.pendingInFlight = new Gauge({ name: `${PREFIX}pending_waits_in_flight`, help: "Requests held now for a pending assignment", registers });
     this.informerErrors = new Counter({ name: `${PREFIX}informer_errors_total`, help: "List/watch failures of NMI's informers (each is retried with backoff)", labelNames: ["informer"], registers });
     this.interceptionRepairs = new Counter({ name: `${PREFIX}iptables_repairs_total`, help: "Times the aad-metadata iptables rules were found missing or changed and re-created", registers });
+    this.connectionsClosed = new Counter({
+      name: `${PREFIX}connections_closed_total`,
+      help: "Connections NMI closed itself: idle (no request within --idle-connection-timeout), evicted (idle at --max-connections), refused (cap reached with every connection busy)",
+      labelNames: ["reason"],
+      registers,
+    });
     this.ready = new Gauge({ name: `${PREFIX}ready`, help: "1 when interception is installed and informers have synced", registers });
     if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
   }

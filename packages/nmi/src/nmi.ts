@@ -1,5 +1,5 @@
 import { networkInterfaces } from "node:os";
-import { IDENTITY_TYPE, type AzureIdentity } from "@podidentity/api";
+import { IDENTITY_TYPE, nameOf, namespaceOf, type AzureIdentity } from "@podidentity/api";
 import pino, { type Logger } from "pino";
 import { HttpAgent } from "./http-request";
 import { resolveNmiConfig, type NmiConfig, type NmiConfigInput } from "./config";
@@ -7,20 +7,37 @@ import { redactId } from "./errors";
 import { IdentityResolver } from "./identity/identity-resolver";
 import { IdentityStore } from "./identity/identity-store";
 import { execRunner } from "./interception/command-runner";
+import { resolveDnatTarget } from "./interception/dnat-target";
 import { IptablesManager } from "./interception/iptables-manager";
 import { checkNetworkPlugin, detectIptablesBypass } from "./interception/network-plugin-check";
 import { removeStartupTaint } from "./interception/node-taint";
+import { InterceptionOwnership, type InterceptionDecision } from "./interception/ownership";
 import type { KubeClient } from "./kube/kube-client";
 import { NmiMetrics } from "./metrics";
 import { PodCache } from "./pods/pod-cache";
 import { OpsServer, readinessBody, type ReadinessReport } from "./probes";
 import { NmiServer } from "./server/nmi-server";
 import { TokenHandler } from "./server/token-handler";
+import { RefusalLog } from "./server/refusal-log";
 import { UpstreamProxy } from "./server/upstream-proxy";
 import { EntraTokenSource } from "./token/entra-token-source";
 import { ImdsTokenSource } from "./token/imds-token-source";
 import { TokenCache } from "./token/token-cache";
 import { UpstreamLimiter } from "./token/upstream-limiter";
+
+/**
+ * What `stop()` does with the iptables rules: `decide` asks the owning DaemonSet (InterceptionOwnership; what
+ * SIGTERM does), `keep` and `remove` are explicit.
+ */
+export type InterceptionOnStop = "decide" | "keep" | "remove";
+
+/** What `stop()` did with the interception, and why. */
+export interface StopReport {
+  interception: "removed" | "kept" | "none";
+  /** The decision's reason code (InterceptionDecision), `requested` for an explicit keep/remove, `none` without interception. */
+  reason: string;
+  detail: string;
+}
 
 export interface NmiOptions extends NmiConfigInput {
   /** The API server (KubeClient.fromDefault(), fromKubeconfig(...), inCluster()). */
@@ -56,8 +73,9 @@ function defaultNodeAddresses(): string[] {
 
 /**
  * The Node Managed Identity agent: interception, pod cache, identity informers, token cache and the
- * IMDS-compatible server, composed. `start()` brings it up in dependency order and `stop()` tears it down
- * (iptables rules removed). Everything external comes in through options, so tests run it in-process against
+ * IMDS-compatible server, composed. `start()` brings it up in dependency order and `stop()` tears it down,
+ * keeping the iptables rules unless its DaemonSet is gone or no longer targets the node (fail closed across
+ * restarts). Everything external comes in through options, so tests run it in-process against
  * the testbed's API server and Azure emulators.
  */
 export class Nmi {
@@ -69,6 +87,8 @@ export class Nmi {
   readonly tokens: TokenCache;
   readonly limiter: UpstreamLimiter;
   readonly interception: IptablesManager | null;
+  /** Whether this node keeps interception when NMI stops (its owning DaemonSet). */
+  readonly ownership: InterceptionOwnership;
   readonly #options: NmiOptions;
   readonly #now: () => number;
   readonly #agent: HttpAgent;
@@ -86,7 +106,9 @@ export class Nmi {
 
   constructor(options: NmiOptions) {
     this.#options = options;
-    this.config = resolveNmiConfig(options);
+    // NMI listens on every address only behind the port guard it installs itself (interception/iptables-manager.ts).
+    const listenDefault = options.interception !== undefined && options.listenAddress === undefined ? { listenAddress: "127.0.0.1" } : {};
+    this.config = resolveNmiConfig({ ...options, ...listenDefault });
     const config = this.config;
     this.logger = options.logger ?? pino({ name: "podidentity-nmi", base: { node: config.nodeName } });
     this.#now = options.now ?? Date.now;
@@ -177,8 +199,26 @@ export class Nmi {
       now: this.#now,
       isNodeAddress: (ip) => this.#nodeAddresses.has(ip),
     });
-    this.#server = new NmiServer({ config, handler, proxy, metrics: this.metrics, logger: this.logger });
-    const targetIp = config.listenAddress === "0.0.0.0" || config.listenAddress === "::" ? "127.0.0.1" : config.listenAddress;
+    const refusals = new RefusalLog({
+      logger: this.logger,
+      now: this.#now,
+      podOf: (ip) => {
+        const found = this.pods.lookup(ip);
+        return found.kind === "unknown" ? undefined : `${namespaceOf(found.pod)}/${nameOf(found.pod)}`;
+      },
+    });
+    this.#server = new NmiServer({ config, handler, proxy, metrics: this.metrics, logger: this.logger, refusals });
+    const targetIp = async (): Promise<string> => {
+      const target = await resolveDnatTarget({
+        listenAddress: config.listenAddress,
+        hostIp: config.hostIp,
+        nodeName: config.nodeName,
+        kube: options.kube,
+        isNodeAddress: (ip) => this.#nodeAddresses.has(ip),
+      });
+      this.logger.info({ target: target.ip, from: target.source, listen: config.listenAddress }, "interception DNAT target chosen");
+      return target.ip;
+    };
     this.interception =
       options.interception === undefined
         ? new IptablesManager({
@@ -191,6 +231,14 @@ export class Nmi {
             onRepair: () => this.metrics.interceptionRepairs.inc(),
           })
         : options.interception;
+    this.ownership = new InterceptionOwnership({
+      client: options.kube,
+      nodeName: config.nodeName,
+      podName: config.podName,
+      podNamespace: config.podNamespace,
+      timeoutMs: config.ownershipTimeoutMs,
+      logger: this.logger,
+    });
     this.#probes = new OpsServer({
       "/healthz": () => ({ status: this.#stopped ? 503 : 200, body: this.#stopped ? "stopping\n" : "ok\n" }),
       "/readyz": () => {
@@ -229,8 +277,9 @@ export class Nmi {
   }
 
   /**
-   * Brings NMI up: network plugin guard, listeners (probes answer while the rest starts), informers synced,
-   * interception installed (fatal when it fails), stale conntrack entries, the node's startup taint.
+   * Brings NMI up: network plugin guard, probe listeners (they answer while the rest starts), interception
+   * installed (fatal when it fails) and stale conntrack entries deleted, then the IMDS listener, informers synced,
+   * the node's startup taint removed.
    */
   async start(): Promise<void> {
     const { config } = this;
@@ -239,8 +288,8 @@ export class Nmi {
     }
     if (config.httpProbePort !== null) await this.#probes.listen(config.httpProbePort, "0.0.0.0");
     if (config.prometheusPort !== null) await this.#metricsServer.listen(config.prometheusPort, "0.0.0.0");
-    await this.#server.listen();
-    await Promise.all([this.pods.start(), this.identities.start()]);
+    // Interception before the listener: NMI may listen on every address only once the port guard is in place, and
+    // until the informers have synced pods' metadata requests are refused (fail closed), never answered by IMDS.
     if (this.interception !== null) {
       for (const hint of await detectIptablesBypass()) {
         this.logger.warn({ hint }, "this node's CNI may bypass iptables PREROUTING: pods could reach IMDS without NMI (Cilium eBPF host routing defeats interception)");
@@ -253,7 +302,11 @@ export class Nmi {
       this.#verifyTimer = setInterval(() => void this.verifyInterception(), config.iptablesUpdateIntervalMs);
       this.#verifyTimer.unref();
     }
+    await this.#server.listen();
+    await Promise.all([this.pods.start(), this.identities.start()]);
     this.#started = true;
+    // In the background: a slow API server must not delay readiness; decide() looks again if this has not finished.
+    if (this.interception !== null) void this.#findOwner();
     if (config.removeNodeTaint) {
       try {
         await removeStartupTaint(this.#options.kube, config.nodeName, this.logger);
@@ -292,24 +345,54 @@ export class Nmi {
     return this.#verifying;
   }
 
-  /** Graceful shutdown: not ready, rules removed, requests in flight finish (bounded), informers stopped. */
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
+  /**
+   * Looks up the owning DaemonSet while the API is surely reachable, so SIGTERM needs one GET less (and still
+   * knows it if the pod object is force-deleted first). A failure is retried at stop.
+   */
+  async #findOwner(): Promise<void> {
+    try {
+      const owner = await this.ownership.resolveOwner();
+      if (owner !== undefined) this.logger.info({ daemonSet: `${owner.namespace}/${owner.name}` }, "owning DaemonSet found: it decides whether the iptables rules outlive NMI");
+      else this.logger.info({ pod: this.config.podName ?? null }, "no owning DaemonSet known: NMI keeps its iptables rules when it stops (remove them with `podidentity-nmi cleanup`)");
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message }, "could not read NMI's own pod to find its DaemonSet (needs get on pods); retried at shutdown");
+    }
+  }
+
+  /**
+   * Graceful shutdown: not ready, requests in flight finish (bounded), informers stopped. The iptables rules stay
+   * (pods' metadata requests are then refused, never answered by the node's IMDS) unless `interception` is
+   * `remove`, or `decide` (the default) finds the DaemonSet deleted or no longer targeting this node.
+   */
+  async stop(options: { interception?: InterceptionOnStop } = {}): Promise<StopReport> {
+    if (this.#stopped) return { interception: "none", reason: "none", detail: "already stopped" };
     this.#stopped = true;
     clearInterval(this.#verifyTimer);
     await this.#verifying;
     let failure: unknown;
+    let report: StopReport = { interception: "none", reason: "none", detail: "no interception" };
     if (this.interception !== null && this.#started) {
-      try {
-        await this.interception.remove();
-      } catch (error) {
-        failure = error;
-        this.logger.error({ err: (error as Error).message }, "removing the iptables rules failed");
+      const wanted = options.interception ?? "decide";
+      const decision: InterceptionDecision | { action: "keep" | "remove"; reason: "requested"; detail: string } =
+        wanted === "decide" ? await this.ownership.decide() : { action: wanted, reason: "requested", detail: `stop({ interception: "${wanted}" })` };
+      this.logger.info(
+        { interception: decision.action, reason: decision.reason, detail: decision.detail },
+        decision.action === "remove" ? "shutdown: removing the iptables rules" : "shutdown: keeping the iptables rules (pods' metadata requests are refused until NMI is back)",
+      );
+      report = { interception: decision.action === "remove" ? "removed" : "kept", reason: decision.reason, detail: decision.detail };
+      if (decision.action === "remove") {
+        try {
+          await this.interception.remove();
+        } catch (error) {
+          failure = error;
+          this.logger.error({ err: (error as Error).message }, "removing the iptables rules failed (run `podidentity-nmi cleanup` on the node)");
+        }
       }
     }
     await this.#server.close(this.config.shutdownGraceMs);
     await Promise.all([this.pods.stop(), this.identities.stop(), this.#probes.close(), this.#metricsServer.close()]);
     if (this.#ownsAgent) this.#agent.destroy();
     if (failure !== undefined) throw failure;
+    return report;
   }
 }

@@ -2,7 +2,9 @@ import { connect } from "node:net";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { UserAssignedIdentity } from "@podidentity/testbed";
+import { parseRequestTarget } from "../src/index";
 import { Cluster, eventually } from "./helpers/cluster";
+import { jwtClaims, parseRawAnswer, type RawAnswer } from "./helpers/raw-http";
 
 let c: Cluster;
 let uai: UserAssignedIdentity;
@@ -28,7 +30,7 @@ afterAll(async () => {
 });
 
 const segment = fc.oneof(
-  fc.constantFrom("metadata", "METADATA", "identity", "oauth2", "token", "host", "instance", "..", ".", "%2e%2e", "%00", "\\", ""),
+  fc.constantFrom("metadata", "METADATA", "identity", "oauth2", "token", "host", "instance", "compute", "..", ".", "%2e%2e", "%2E.", ".%2e", "%2e", "%00", "\\", "", "x;y", "%2f", "%5C"),
   fc.string({ maxLength: 12 }).map((s) => encodeURIComponent(s)),
 );
 const path = fc.array(segment, { maxLength: 6 }).map((parts) => `/${parts.join("/")}`);
@@ -38,27 +40,55 @@ const query = fc.dictionary(
 );
 const method = fc.constantFrom("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH");
 
-function isImdsShaped(status: number, body: unknown, method: string): boolean {
-  if (method === "HEAD") return true;
-  const b = body as { error?: unknown; error_description?: unknown; access_token?: unknown };
-  if (status === 200) return true;
-  return typeof b?.error === "string" || typeof b?.error === "object";
+/**
+ * The oracle: a 200 on the token route carries a token of the calling pod's own identity (and only the bound pod
+ * gets one); any other 200 is a proxied answer that carries no token; everything else is IMDS-shaped JSON (NMI's
+ * own answers have `error_description` too; IMDS's, passed through, at least a string `error`).
+ */
+function isExpected(ip: string, target: string, method: string, a: RawAnswer): string | undefined {
+  if (method === "HEAD") return undefined;
+  const b = a.body as { error?: unknown; error_description?: unknown; access_token?: unknown } | undefined;
+  if (a.status === 200) {
+    if (parseRequestTarget(target).route === "token") {
+      if (typeof b?.access_token !== "string") return "200 on the token route without a token";
+      if (ip !== BOUND) return "a token for a pod without binding";
+      if (jwtClaims(b.access_token)["appid"] !== uai.clientId) return "a token of an identity the pod is not bound to";
+      return undefined;
+    }
+    return typeof b === "object" && b !== null && b.access_token === undefined ? undefined : "a 200 off the token route with a token or no JSON";
+  }
+  if (typeof b !== "object" || b === null || typeof b.error !== "string") return "not IMDS-shaped JSON";
+  if (b.error.startsWith("podidentity_") && typeof b.error_description !== "string") return "NMI's answer without error_description";
+  return undefined;
 }
 
 describe("bad input", () => {
-  it("random paths, queries, headers and methods: always an answer with NMI's header, never a crash", async () => {
+  it("random paths (dot segments reach NMI as sent), queries, headers and methods: always the expected answer with NMI's header", async () => {
     await fc.assert(
       fc.asyncProperty(path, query, method, fc.boolean(), fc.constantFrom(BOUND, UNBOUND), async (p, q, m, header, ip) => {
         const qs = new URLSearchParams(q).toString();
-        const r = await c.call(ip, `${p}${qs ? `?${qs}` : ""}`, { method: m, headers: header ? { metadata: "true" } : { metadata: "nope" } });
-        expect(r.headers["x-podidentity-nmi"]).toBe("0.1.0");
-        expect(r.status).toBeGreaterThanOrEqual(200);
-        expect(isImdsShaped(r.status, r.body, m), `${m} ${p} → ${r.status} ${r.text.slice(0, 200)}`).toBe(true);
+        const target = `${p}${qs ? `?${qs}` : ""}`;
+        // A raw socket: no client-side `..` normalisation between the generated target and NMI.
+        const raw = await c.raw(ip, `${m} ${target} HTTP/1.1\r\nhost: 169.254.169.254\r\nmetadata: ${header ? "true" : "nope"}\r\nconnection: close\r\n\r\n`);
+        const a = parseRawAnswer(raw);
+        expect(a, `${m} ${target}: no HTTP answer`).toBeDefined();
+        expect(a!.headers["x-podidentity-nmi"]).toBe("0.1.0");
+        expect(a!.status).toBeGreaterThanOrEqual(200);
+        expect(isExpected(ip, target, m, a!), `${m} ${target} → ${a!.status} ${a!.text.slice(0, 200)}`).toBeUndefined();
       }),
       { numRuns: 150 },
     );
     expect(unhandled).toEqual([]);
   }, 60_000);
+
+  it("the oracle is exact: the bound pod's own token passes, a token from the unbound pod's address would not", async () => {
+    const target = `/x/../metadata/%2e/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent("https://vault.azure.net")}`;
+    const a = parseRawAnswer(await c.raw(BOUND, `GET ${target} HTTP/1.1\r\nhost: nmi\r\nmetadata: true\r\nconnection: close\r\n\r\n`))!;
+    expect(a.status, a.text).toBe(200);
+    expect(isExpected(BOUND, target, "GET", a)).toBeUndefined();
+    expect(isExpected(UNBOUND, target, "GET", a)).toBe("a token for a pod without binding");
+    expect(isExpected(BOUND, target, "GET", { ...a, body: { error: "x" } })).toBe("200 on the token route without a token");
+  });
 
   it("token requests from a pod without binding never reach IMDS", async () => {
     const before = c.imds.counters.requests;

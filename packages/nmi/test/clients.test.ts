@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { Agent } from "node:http";
 import { promisify } from "node:util";
 import { ManagedIdentityCredential } from "@azure/identity";
 import { PodIdentityCredential } from "@podidentity/sdk";
@@ -24,8 +25,12 @@ afterEach(async () => c.close());
 describe("real clients", () => {
   it("our SDK's PodIdentityCredential gets the pod's token", async () => {
     const nmi = await c.startNmi();
-    const credential = new PodIdentityCredential({ endpoint: nmi.url, dispatcher: c.agentFor(IP) });
+    // The SDK's requests leave from the pod's address, as NMI identifies pods by source IP.
+    const agent = new Agent({ localAddress: IP });
+    const credential = new PodIdentityCredential({ endpoint: nmi.url, agent });
     const token = await credential.getToken("https://vault.azure.net/.default");
+    await credential.close();
+    agent.destroy();
     expect(token.token.split(".")).toHaveLength(3);
     expect(token.expiresOnTimestamp).toBeGreaterThan(Date.now());
   });

@@ -67,15 +67,17 @@ describe("proxy to the upstream IMDS", () => {
     expect(c.imds.counters.requests).toBe(0);
   });
 
-  it("passes IMDS's 404 for unknown paths through, and requires the Metadata header", async () => {
+  it("answers 404 itself for paths not on the allowlist, and requires the Metadata header on proxied ones", async () => {
     await c.startNmi();
     const r = await c.call(IP, "/doesnotexist", { headers: { metadata: "true" } });
     expect(r.status).toBe(404);
-    expect(r.body).toEqual({ error: "Not found" });
+    expect(r.body).toEqual({ error: "not_found", error_description: 'API not found: Path = "/doesnotexist", Method = "GET"' });
     expect(r.headers["x-podidentity-nmi"]).toBe("0.1.0");
-    const noHeader = await c.call(IP, "/doesnotexist");
+    expect(c.imds.counters.requests).toBe(0);
+    const noHeader = await c.call(IP, "/metadata/instance?api-version=2021-02-01");
     expect(noHeader.status).toBe(400);
     expect(noHeader.body.error_description).toBe("Required metadata header not specified");
+    expect(c.imds.counters.requests).toBe(0);
   });
 
   it("is no open proxy: an absolute-form target still goes to the configured upstream only", async () => {

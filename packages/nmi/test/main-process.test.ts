@@ -55,10 +55,10 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     await deleteStaleNamespaces();
   });
 
-  it("a pod's call to 169.254.169.254 is answered by NMI with its identity; SIGTERM removes the rules", async () => {
+  it("a pod's call to 169.254.169.254 is answered by NMI with its identity; after SIGTERM the rules stay and refuse the pod; `cleanup` removes them", async () => {
     await deleteStaleNamespaces();
     netns = new NetnsSet();
-    const { node, pod, podIp } = await netns.nodeAndPod();
+    const { node, pod, nodeIp, podIp } = await netns.nodeAndPod();
     // A veth between the host (emulators) and the node namespace (NMI).
     const octet = 100 + Math.floor(Math.random() * 100);
     const hostIp = `10.78.${octet}.1`;
@@ -74,7 +74,7 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     await kube.start();
     for (const crd of customResourceDefinitions()) kube.seed(crd as never);
     kube.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: "shop" } });
-    kube.seed({ apiVersion: "v1", kind: "Node", metadata: { name: "node-a" }, spec: { taints: [{ ...NMI_NOT_READY_TAINT }] } });
+    kube.seed({ apiVersion: "v1", kind: "Node", metadata: { name: "node-a" }, spec: { taints: [{ ...NMI_NOT_READY_TAINT }] }, status: { addresses: [{ type: "InternalIP", address: nodeIp }] } });
     const vm = cloud.addVirtualMachine("node-a");
     const imds = await cloud.startImds("node-a", vm, { host: hostIp });
     const uai = cloud.createUserAssignedIdentity("kv-reader");
@@ -139,6 +139,68 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     const exited = new Promise<number | null>((r) => child!.once("exit", (code) => r(code)));
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
+    // No POD_NAME, so no DaemonSet to ask whether this is an uninstall: NMI keeps its rules and says why.
+    const shutdown = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => String(l["msg"]).startsWith("shutdown: keeping the iptables rules"));
+    expect(shutdown).toMatchObject({ level: 30, interception: "keep", reason: "owner-unknown" });
+    expect(await sh(["ip", "netns", "exec", node, "iptables", "-t", "nat", "-S"])).toContain("-A PREROUTING -j aad-metadata");
+    // The pod's request is refused (nothing listens on the DNAT target), never answered by the node's IMDS.
+    const imdsTokenCalls = imds.counters.requests;
+    const refused = await run("ip", ["netns", "exec", pod, "curl", "-sS", "-m", "5", "-H", "Metadata: true", "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net"]).catch((e: { code: number; stderr: string }) => e);
+    expect((refused as { code: number }).code, (refused as { stderr: string }).stderr).toBe(7); // curl: failed to connect
+    expect(imds.counters.requests).toBe(imdsTokenCalls);
+
+    // `podidentity-nmi cleanup` (what docs/install.md's uninstall runs on a node) removes both tables' chains and jumps.
+    const cleaned = await run("ip", ["netns", "exec", node, process.execPath, MAIN, "cleanup"]);
+    expect(JSON.parse(cleaned.stdout.trim().split("\n").pop()!)).toMatchObject({ msg: "NMI's iptables rules removed" });
     expect(await sh(["ip", "netns", "exec", node, "iptables", "-t", "nat", "-S"])).not.toContain("aad-metadata");
+    expect(await sh(["ip", "netns", "exec", node, "iptables", "-t", "filter", "-S"])).not.toContain("aad-metadata");
   }, 30_000);
+});
+
+describe.skipIf(reason !== undefined)("podidentity-nmi cleanup", () => {
+  let netns: NetnsSet | undefined;
+  afterEach(async () => {
+    await netns?.cleanup();
+    await deleteStaleNamespaces();
+  });
+
+  const cleanup = (ns: string, prefix: string[] = []) => run("ip", ["netns", "exec", ns, ...prefix, process.execPath, MAIN, "cleanup"]);
+
+  it("removes rules of any shape from both tables and both backends (a killed NMI, an older version), then finds nothing and still exits 0", async () => {
+    netns = new NetnsSet();
+    const ns = await netns.add("node");
+    const ipt = (backend: string, args: string) => sh(["ip", "netns", "exec", ns, backend, "-w", "5", ...args.split(" ")]);
+    for (const backend of ["iptables-nft", "iptables-legacy"]) {
+      await ipt(backend, "-t nat -N aad-metadata");
+      await ipt(backend, "-t nat -A aad-metadata ! -s 127.0.0.1/32 -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:2579");
+      await ipt(backend, "-t nat -I PREROUTING 1 -j aad-metadata");
+      await ipt(backend, "-t nat -A PREROUTING -d 169.254.169.254/32 -j aad-metadata");
+      await ipt(backend, "-t nat -A OUTPUT -j aad-metadata");
+      await ipt(backend, "-t filter -N aad-metadata");
+      await ipt(backend, "-t filter -A aad-metadata -p tcp -m tcp --dport 2579 -j REJECT --reject-with tcp-reset");
+      await ipt(backend, "-t filter -I INPUT 1 -j aad-metadata");
+      // someone else's rule stays
+      await ipt(backend, "-t nat -A PREROUTING -d 10.0.0.1/32 -j RETURN");
+    }
+    const first = await cleanup(ns);
+    const report = JSON.parse(first.stdout.trim().split("\n").pop()!) as { backends: string[]; removed: string[] };
+    expect(report.backends).toEqual(["iptables-nft", "iptables-legacy"]);
+    expect(report.removed).toHaveLength(2 * (3 + 1 + 1 + 1)); // per backend: 3 nat jumps, nat chain, filter jump, filter chain
+    for (const backend of ["iptables-nft", "iptables-legacy"]) {
+      for (const table of ["nat", "filter"]) expect(await ipt(backend, `-t ${table} -S`)).not.toContain("aad-metadata");
+      expect(await ipt(backend, "-t nat -S")).toContain("-A PREROUTING -d 10.0.0.1/32 -j RETURN");
+    }
+    const second = await cleanup(ns);
+    expect(JSON.parse(second.stdout.trim().split("\n").pop()!)).toMatchObject({ msg: "no NMI iptables rules on this node: nothing to remove", removed: [] });
+  });
+
+  it("without NET_ADMIN it exits 1 with an error that says what it needs", async () => {
+    netns = new NetnsSet();
+    const ns = await netns.add("node");
+    const error = (await cleanup(ns, ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]).catch((e: unknown) => e)) as { code: number; stdout: string };
+    expect(error.code).toBe(1);
+    const line = JSON.parse(error.stdout.trim().split("\n").pop()!) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: 50, msg: "cleanup failed: NMI's iptables rules may still be on this node", code: "INTERCEPTION_FAILED" });
+    expect(String(line["err"])).toMatch(/needs root with NET_ADMIN/);
+  });
 });

@@ -63,15 +63,31 @@ describe("service principal identities (types 1 and 2) through Entra ID", () => 
     secret("sp-multi", { clientsecret: "m" });
     // The emulated Entra has one tenant, so the auxiliary tenant is that tenant again: the shape is what is tested.
     spIdentity("sp-multi", 1, sp, "sp-multi", { auxiliaryTenantIDs: [c.cloud.tenantId] });
-    await c.startNmi({ entraCaPem: c.cloud.ca.certPem });
+    await c.startNmi({ entraCaPem: c.cloud.ca.certPem, hostTokenServicePrincipals: true });
     const r = await c.token(IP);
     expect(r.status, r.text).toBe(200);
     expect(Array.isArray(r.body)).toBe(true);
     expect(r.body).toHaveLength(2);
     for (const t of r.body) expect(t).toMatchObject({ client_id: sp.appId, resource: KV, token_type: "Bearer" });
-    // /host/token answers the primary token only, as v1.8.
+    // /host/token (allowed here by --host-token-service-principals) answers the primary token only, as v1.8.
     const host = await c.call("127.0.0.1", `/host/token?resource=${encodeURIComponent(KV)}`, { headers: { podname: "sp-app", podns: "shop" } });
     expect(host.body.token.access_token).toBe(r.body[0].access_token);
+  });
+
+  it("/host/token refuses a service principal by default and asks Entra nothing; the pod's own token route still serves it", async () => {
+    const sp = c.cloud.addServicePrincipal({ displayName: "sp-host", secrets: ["h"] });
+    secret("sp-host", { clientsecret: "h" });
+    spIdentity("sp-host", 1, sp, "sp-host");
+    await c.startNmi({ entraCaPem: c.cloud.ca.certPem });
+    const host = await c.call("127.0.0.1", `/host/token?resource=${encodeURIComponent(KV)}`, { headers: { podname: "sp-app", podns: "shop" } });
+    expect(host.status, host.text).toBe(403);
+    expect(host.body.error).toBe("podidentity_forbidden");
+    expect(host.body.error_description).toContain("--host-token-service-principals");
+    expect(host.text).not.toContain("access_token");
+    expect(tokenCalls()).toBe(0);
+    const own = await c.token(IP);
+    expect(own.status, own.text).toBe(200);
+    expect(own.body.client_id).toBe(sp.appId);
   });
 
   it("passes Entra's refusal of a wrong secret through, without the secret in the answer", async () => {

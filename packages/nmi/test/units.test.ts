@@ -5,16 +5,18 @@ describe("parseRequestTarget", () => {
   it.each([
     ["/metadata/identity/oauth2/token?resource=x", "token"],
     ["/MetaData/identity/oauth2/token/", "token"],
-    ["/metadata/IDENTITY/oauth2/token", "malformed-token"],
+    ["/metadata/IDENTITY/oauth2/token", "token"],
+    ["/x/../metadata/./identity/%2e/oauth2//token", "token"],
     ["/metadata\\identity\\oauth2\\token", "malformed-token"],
     ["/metadata/identity/oauth2/token/extra", "malformed-token"],
+    ["/metadata/identity/info", "identity"],
     ["/host/token", "host-token"],
-    ["/metadata/instance/compute", "instance"],
-    ["/METADATA/Instance", "instance"],
-    ["/metadata/scheduledevents", "proxy"],
-    ["/", "proxy"],
+    ["/metadata/instance/compute", "metadata"],
+    ["/METADATA/Instance", "metadata"],
+    ["/metadata/scheduledevents", "metadata"],
+    ["/", "metadata"],
     ["http://evil.example/metadata/identity/oauth2/token?resource=x", "token"],
-    ["*", "proxy"],
+    ["*", "metadata"],
   ])("%s → %s", (url, route) => {
     expect(parseRequestTarget(url).route).toBe(route);
   });
@@ -29,7 +31,7 @@ describe("parseRequestTarget", () => {
 describe("resolveNmiConfig", () => {
   it("fills CONTRACT.md's defaults", () => {
     const c = resolveNmiConfig({ nodeName: "n" });
-    expect(c).toMatchObject({ listenAddress: "127.0.0.1", port: 2579, forceNamespaced: true, metadataHeaderRequired: true, waitForAssignmentMs: 20_000, upstreamImds: "http://169.254.169.254" });
+    expect(c).toMatchObject({ listenAddress: "0.0.0.0", port: 2579, forceNamespaced: true, metadataHeaderRequired: true, waitForAssignmentMs: 20_000, upstreamImds: "http://169.254.169.254" });
     expect(DEFAULT_NMI_OPTIONS.upstreamRequestsPerSecond).toBeLessThan(20);
     expect(DEFAULT_NMI_OPTIONS.upstreamMaxConcurrent).toBe(5);
   });
@@ -42,6 +44,8 @@ describe("resolveNmiConfig", () => {
     [{ nodeName: "n", upstreamImds: "ftp://x" }, /upstreamImds/],
     [{ nodeName: "n", waitForAssignmentMs: -1 }, /waitForAssignmentMs/],
     [{ nodeName: "n", metadataIp: "::1" }, /metadataIp/],
+    [{ nodeName: "n", listenAddress: "::" }, /listenAddress \(--nmi-listen-address\) must be an IPv4 address/],
+    [{ nodeName: "n", hostIp: "fd00::4" }, /hostIp \(--host-ip\) must be the node's IPv4 address/],
   ])("refuses %j", (input, message) => {
     expect(() => resolveNmiConfig(input)).toThrow(message);
   });
@@ -125,5 +129,14 @@ describe("parseCliOptions (v1.8 flag names)", () => {
     expect(parseCliOptions(["--forceNamespaced=false"], {}).config.forceNamespaced).toBe(false);
     expect(parseCliOptions([], { FORCENAMESPACED: "false" }).config.forceNamespaced).toBe(false);
     expect(parseCliOptions(["--force-namespaced=true"], { FORCENAMESPACED: "false" }).config.forceNamespaced).toBe(true);
+  });
+
+  it("takes the node's address from --host-ip, else the first IPv4 of env HOST_IP (v1.8's manifests set it from the downward API)", () => {
+    expect(parseCliOptions([], {}).config.hostIp).toBeUndefined();
+    expect(parseCliOptions([], { HOST_IP: "10.240.0.4" }).config.hostIp).toBe("10.240.0.4");
+    expect(parseCliOptions([], { HOST_IP: "fd00::4,10.240.0.4" }).config.hostIp).toBe("10.240.0.4");
+    expect(parseCliOptions([], { HOST_IP: "fd00::4" }).config.hostIp).toBeUndefined();
+    expect(parseCliOptions(["--host-ip", "10.240.0.5"], { HOST_IP: "10.240.0.4" }).config.hostIp).toBe("10.240.0.5");
+    expect(parseCliOptions(["--nmi-listen-address", "127.0.0.1"], {}).config.listenAddress).toBe("127.0.0.1");
   });
 });

@@ -1,16 +1,14 @@
-// `pnpm --filter @podidentity/sdk bench`: PodIdentityCredential against @azure/identity's ManagedIdentityCredential
-// on the same loopback IMDS, one warm long-lived instance each. Prints a markdown table; with --record also writes
-// it to docs/benchmarks.md under "## @podidentity/sdk".
-import { execSync } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+// `pnpm --filter @podidentity/sdk bench` (first of three): PodIdentityCredential against @azure/identity's
+// ManagedIdentityCredential on the same loopback IMDS, one warm long-lived instance each. Prints a markdown table;
+// with --record also writes it to docs/benchmarks.md under "## @podidentity/sdk".
 import { createServer } from "node:http";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { TokenCredential } from "@azure/core-auth";
 import { ManagedIdentityCredential } from "@azure/identity";
 import { PodIdentityCredential } from "@podidentity/sdk";
+import { recordSubsection, runHeader } from "./record.ts";
 
 // The loopback IMDS: answers like IMDS (numbers as strings) after a fixed latency, counts requests per resource,
 // and answers the first two requests for a resource containing "throttled" with 429 and no Retry-After.
@@ -111,12 +109,6 @@ async function measure(name: string, credential: TokenCredential, counts: Map<st
   return { cachedPerSecond, coldUpstream: counts.get(coldResource) ?? 0, coldWallMs, throttled };
 }
 
-function machine(): string {
-  const model = cpus()[0]?.model.trim() ?? "unknown CPU";
-  const nproc = execSync("nproc").toString().trim();
-  return `${nproc} cores (nproc), ${model}, Node ${process.version}`;
-}
-
 const imds = await startLoopbackImds(UPSTREAM_LATENCY_MS);
 // ManagedIdentityCredential (MSAL) reads this to find IMDS; PodIdentityCredential gets the endpoint as an option.
 process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = imds.url;
@@ -139,8 +131,7 @@ const table = [
 ].join("\n");
 
 const header = [
-  `Run: ${execSync("date -u").toString().trim()}`,
-  `Machine: ${machine()}`,
+  runHeader(),
   `Loopback IMDS answering in ${UPSTREAM_LATENCY_MS} ms; cached rate measured over ${CACHED_RUN_MS / 1000} s of sequential awaits; each side one warm, long-lived instance.`,
   `Targets: (a) ≥ 20× @azure/identity's rate, (b) exactly 1 upstream request, (c) success.`,
 ].join("\n\n");
@@ -148,17 +139,6 @@ const header = [
 console.log(`${header}\n\n${table}`);
 
 if (process.argv.includes("--record")) {
-  const path = new URL("../../../docs/benchmarks.md", import.meta.url);
-  const section = `## @podidentity/sdk\n\n\`pnpm --filter @podidentity/sdk bench\` (packages/sdk/bench/run.ts)\n\n${header}\n\n${table}\n`;
-  let doc = await readFile(path, "utf8").catch(() => "# Benchmarks\n");
-  // Replace only this package's section: other packages record theirs in the same file.
-  const start = doc.indexOf("## @podidentity/sdk");
-  if (start === -1) {
-    doc = `${doc.trimEnd()}\n\n${section}`;
-  } else {
-    const next = doc.indexOf("\n## ", start + 1);
-    doc = `${doc.slice(0, start)}${section}${next === -1 ? "" : `\n${doc.slice(next + 1)}`}`;
-  }
-  await writeFile(path, doc);
+  await recordSubsection("Cache, single-flight, throttling (bench/run.ts)", `${header}\n\n${table}`);
   console.log(`\nrecorded in docs/benchmarks.md`);
 }

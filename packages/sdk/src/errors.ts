@@ -5,11 +5,12 @@ import { AuthenticationError, CredentialUnavailableError } from "@azure/identity
  * `ChainedTokenCredential` moves on to its next credential.
  */
 export type PodIdentityUnavailableCode =
-  /** More than one scope, or an empty one. */
-  | "INVALID_SCOPE"
   /** NMI refused with one of its own 403 codes (`podidentity_no_binding`, `…_not_bound`, `…_host_network`). */
   | "IDENTITY_UNAVAILABLE"
-  /** The endpoint's address cannot be reached at all (no route, unknown host): not an Azure pod. */
+  /**
+   * Nothing answers at the endpoint's address: no route or unknown host; or, before the endpoint has ever
+   * answered, no connection within `firstContact.connectTimeoutMs` or (outside a pod) a refused connection.
+   */
   | "ENDPOINT_UNREACHABLE"
   /** A retryable failure (404/408/410/429/5xx, refused/reset connection, timeout); seen as the `cause` of RETRY_EXHAUSTED. */
   | "TRANSIENT_FAILURE"
@@ -42,6 +43,14 @@ export interface PodIdentityUnavailableErrorOptions {
   errorBody?: OAuthErrorBody;
   /** For TRANSIENT_FAILURE: how long the server asked us to wait (Retry-After), if it did. */
   retryAfterMs?: number;
+  /** For TRANSIENT_FAILURE: a tighter budget for this failure (retried only while the acquisition is younger). */
+  retryWithin?: RetryWithin;
+}
+
+/** A failure-specific retry budget and the option that sets it (named in the RETRY_EXHAUSTED message). */
+export interface RetryWithin {
+  ms: number;
+  option: string;
 }
 
 /**
@@ -54,6 +63,7 @@ export class PodIdentityUnavailableError extends CredentialUnavailableError {
   readonly statusCode: number | undefined;
   readonly errorBody: OAuthErrorBody | undefined;
   readonly retryAfterMs: number | undefined;
+  readonly retryWithin: RetryWithin | undefined;
 
   constructor(code: PodIdentityUnavailableCode, message: string, options: PodIdentityUnavailableErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -61,6 +71,7 @@ export class PodIdentityUnavailableError extends CredentialUnavailableError {
     this.statusCode = options.statusCode;
     this.errorBody = options.errorBody;
     this.retryAfterMs = options.retryAfterMs;
+    this.retryWithin = options.retryWithin;
   }
 }
 

@@ -1,5 +1,6 @@
-import { Agent, request } from "undici";
-import type { Dispatcher } from "undici";
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { PodIdentityAuthenticationError, PodIdentityUnavailableError } from "./errors";
 import type { OAuthErrorBody } from "./errors";
 import { hintForErrorCode, NMI_UNAVAILABLE_CODES } from "./nmi-error-codes";
@@ -15,14 +16,24 @@ export const IMDS_API_VERSION = "2018-02-01";
 /** Every NMI response carries it; plain IMDS never does. */
 export const NMI_VERSION_HEADER = "x-podidentity-nmi";
 
+/** An http.Agent for an http:// endpoint, an https.Agent for an https:// one. */
+export type ImdsAgent = HttpAgent;
+
 export interface ImdsClientSettings {
   endpoint: URL;
   selector: IdentitySelector;
+  /** Connect timeout per attempt once the endpoint has answered at least once. */
   connectTimeoutMs: number;
+  /** Connect timeout per attempt until the endpoint has answered once; its expiry means "nothing is there". */
+  firstContactConnectTimeoutMs: number;
+  /** Until the first answer, refused connections are retried this long in a pod, and not at all elsewhere. */
+  refusedMaxElapsedMs: number;
+  /** Env KUBERNETES_SERVICE_HOST was set at construction: a refused connection may be NMI restarting. */
+  inPod: boolean;
   timeoutMs: number;
   now: () => number;
-  /** When absent, the client owns a private Agent: a global dispatcher or HTTP(S)_PROXY must never apply. */
-  dispatcher?: Dispatcher;
+  /** When absent, the client owns a private Agent: the global agent (and any proxy it may use) never applies. */
+  agent?: ImdsAgent;
 }
 
 /** Failures of the transport that a later attempt may not see (IMDS docs: "timeout → exponential backoff"). */
@@ -33,12 +44,10 @@ const TRANSIENT_NETWORK_CODES = new Set([
   "EPIPE",
   "ETIMEDOUT",
   "EAI_AGAIN",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
 ]);
+
+/** Until the endpoint has answered once, these mean nothing is there (a laptop, a CI runner): no retry. */
+const NOTHING_THERE_CODES = new Set(["ETIMEDOUT", "ENETUNREACH", "EHOSTUNREACH"]);
 
 const RETRYABLE_STATUS = new Set([404, 408, 410, 429]);
 
@@ -50,6 +59,15 @@ function errorCode(error: unknown): string | undefined {
     if (typeof code === "string") return code;
   }
   return undefined;
+}
+
+/** The error Node's net module gives when the OS gives up connecting; ours gives up sooner. */
+function connectTimeoutError(url: URL, ms: number): Error {
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  return Object.assign(new Error(`connect ETIMEDOUT ${url.hostname}:${port} (no connection within ${ms} ms)`), {
+    code: "ETIMEDOUT",
+    syscall: "connect",
+  });
 }
 
 function parseErrorBody(status: number, text: string): OAuthErrorBody {
@@ -65,7 +83,7 @@ function parseErrorBody(status: number, text: string): OAuthErrorBody {
   return { error: `http_${status}`, error_description: text.trim().slice(0, 300) };
 }
 
-async function readBounded(body: Dispatcher.ResponseData["body"], limit: number): Promise<string> {
+async function readBounded(body: IncomingMessage, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
@@ -83,13 +101,19 @@ async function readBounded(body: Dispatcher.ResponseData["body"], limit: number)
 export class ImdsClient implements TokenSource {
   readonly kind = "imds";
   readonly description: string;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
+  private readonly agent: ImdsAgent;
+  private readonly ownsAgent: boolean;
+  /**
+   * Set by the first HTTP answer of any status. Before it, a failure to connect may mean there is no endpoint
+   * at all (off-cluster), and a chain must move on quickly; after it, the endpoint exists and is waited for.
+   */
+  private answered = false;
 
   constructor(private readonly settings: ImdsClientSettings) {
     this.description = settings.endpoint.href;
-    this.ownsDispatcher = settings.dispatcher === undefined;
-    this.dispatcher = settings.dispatcher ?? new Agent({ connect: { timeout: settings.connectTimeoutMs } });
+    this.ownsAgent = settings.agent === undefined;
+    const Agent = settings.endpoint.protocol === "https:" ? HttpsAgent : HttpAgent;
+    this.agent = settings.agent ?? new Agent({ keepAlive: true, maxSockets: 16 });
   }
 
   tokenUrl(resource: string): string {
@@ -106,20 +130,17 @@ export class ImdsClient implements TokenSource {
   async requestToken(resource: string, signal: AbortSignal): Promise<UpstreamToken> {
     const attemptTimeout = AbortSignal.timeout(this.settings.timeoutMs);
     const combined = AbortSignal.any([signal, attemptTimeout]);
+    const firstContact = !this.answered;
     let status: number | undefined;
-    let headers: Record<string, string | string[] | undefined>;
+    let headers: IncomingHttpHeaders;
     let text: string;
     // The one place where raw transport failures become typed errors.
     try {
-      const response = await request(this.tokenUrl(resource), {
-        method: "GET",
-        headers: { Metadata: "true" },
-        dispatcher: this.dispatcher,
-        signal: combined,
-      });
-      status = response.statusCode;
+      const response = await this.send(new URL(this.tokenUrl(resource)), combined, firstContact);
+      status = response.statusCode ?? 0;
       headers = response.headers;
-      text = await readBounded(response.body, DEFAULT_POD_IDENTITY_CREDENTIAL_OPTIONS.maxResponseBytes);
+      this.answered = true;
+      text = await readBounded(response, DEFAULT_POD_IDENTITY_CREDENTIAL_OPTIONS.maxResponseBytes);
     } catch (error) {
       // The owner of `signal` (a caller or the single-flight) decided to stop: not a failure of the endpoint.
       if (signal.aborted) throw signal.reason;
@@ -151,6 +172,21 @@ export class ImdsClient implements TokenSource {
         );
       }
       const code = errorCode(error);
+      if (firstContact && status === undefined && code !== undefined) {
+        // Never answered, and no connection within the first-contact timeout or no route: nothing is there
+        // (a laptop, a CI runner where 169.254.169.254 is dropped). A chain must move on now, not in 90 s.
+        if (NOTHING_THERE_CODES.has(code)) throw this.unreachable(code, error);
+        if (code === "ECONNREFUSED") {
+          // Off-cluster a refused port is nothing listening. In a pod it is NMI restarting: its interception
+          // stays while it is down, so the port refuses until it is back; wait for it, briefly.
+          if (!this.settings.inPod) throw this.unreachable(code, error);
+          throw new PodIdentityUnavailableError(
+            "TRANSIENT_FAILURE",
+            `PodIdentityCredential: request to ${this.description} failed (${code}); it has not answered yet (NMI restarting?).`,
+            { cause: error, retryWithin: { ms: this.settings.refusedMaxElapsedMs, option: "firstContact.refusedMaxElapsedMs" } },
+          );
+        }
+      }
       // Refused, reset, connect timeout…: NMI restarting or overloaded; worth another attempt.
       if (code !== undefined && TRANSIENT_NETWORK_CODES.has(code)) {
         throw new PodIdentityUnavailableError(
@@ -170,7 +206,43 @@ export class ImdsClient implements TokenSource {
     return this.classify(status, headers, text);
   }
 
-  private classify(status: number, headers: Record<string, string | string[] | undefined>, text: string): UpstreamToken {
+  private unreachable(code: string, cause: unknown): PodIdentityUnavailableError {
+    const why =
+      code === "ETIMEDOUT"
+        ? `no connection within firstContact.connectTimeoutMs=${this.settings.firstContactConnectTimeoutMs}`
+        : code === "ECONNREFUSED"
+          ? "connection refused, and env KUBERNETES_SERVICE_HOST is not set, so this is not NMI restarting in a pod"
+          : "no route to it";
+    return new PodIdentityUnavailableError(
+      "ENDPOINT_UNREACHABLE",
+      `PodIdentityCredential: nothing answers at ${this.description} (${code}: ${why}). Is this running in an Azure pod? ` +
+        "Set option endpoint or env AZURE_POD_IDENTITY_AUTHORITY_HOST for another address.",
+      { cause },
+    );
+  }
+
+  /** One GET; resolves with the response once its headers arrive. Never through a proxy (a private Agent). */
+  private send(url: URL, signal: AbortSignal, firstContact: boolean): Promise<IncomingMessage> {
+    const connectTimeoutMs = firstContact
+      ? Math.min(this.settings.firstContactConnectTimeoutMs, this.settings.connectTimeoutMs)
+      : this.settings.connectTimeoutMs;
+    const request = url.protocol === "https:" ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = request(url, { method: "GET", headers: { Metadata: "true" }, agent: this.agent, signal }, resolve);
+      req.on("error", reject);
+      req.once("socket", (socket) => {
+        // A kept-alive socket is connected already; a new one gets the connect timeout (DNS lookup included).
+        if (!socket.connecting) return;
+        const timer = setTimeout(() => req.destroy(connectTimeoutError(url, connectTimeoutMs)), connectTimeoutMs);
+        const clear = (): void => clearTimeout(timer);
+        socket.once("connect", clear);
+        socket.once("close", clear);
+      });
+      req.end();
+    });
+  }
+
+  private classify(status: number, headers: IncomingHttpHeaders, text: string): UpstreamToken {
     if (status >= 200 && status < 300) return parseTokenResponse(status, text, this.settings.now());
     const body = parseErrorBody(status, text);
     const hint = hintForErrorCode(body.error);
@@ -201,6 +273,6 @@ export class ImdsClient implements TokenSource {
   }
 
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    if (this.ownsAgent) this.agent.destroy();
   }
 }

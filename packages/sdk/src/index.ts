@@ -1,6 +1,9 @@
+// First, before any dependency loads: a readable error on a Node.js older than package.json's engines.
+import "./node-version-check";
+
 export { PodIdentityCredential } from "./pod-identity-credential";
 export { DEFAULT_POD_IDENTITY_CREDENTIAL_OPTIONS } from "./pod-identity-credential-options";
-export type { PodIdentityCredentialOptions, PodIdentityRetryOptions } from "./pod-identity-credential-options";
+export type { PodIdentityCredentialOptions, PodIdentityFirstContactOptions, PodIdentityRetryOptions } from "./pod-identity-credential-options";
 export {
   PodIdentityUnavailableError,
   PodIdentityAuthenticationError,
@@ -13,6 +16,7 @@ export type {
   PodIdentityUnavailableCode,
   PodIdentityAuthenticationCode,
   OAuthErrorBody,
+  RetryWithin,
 } from "./errors";
 export { DIAGNOSTICS_CHANNELS } from "./diagnostics";
 export type { TokenAcquireEvent, TokenRefreshEvent, TokenRetryEvent, TokenErrorEvent } from "./diagnostics";

@@ -1,6 +1,21 @@
 import { setTimeout as sleepTimer } from "node:timers/promises";
+import type { Agent } from "node:http";
 import type { WorkloadIdentityCredentialOptions } from "@azure/identity";
-import type { Dispatcher } from "undici";
+
+/**
+ * Until the endpoint has answered once (per credential), how quickly to decide that nothing is there, so that
+ * off-cluster a ChainedTokenCredential moves on at once instead of after the whole retry budget.
+ */
+export interface PodIdentityFirstContactOptions {
+  /** Connect timeout per attempt before the first answer; when it expires, getToken fails (ENDPOINT_UNREACHABLE). */
+  connectTimeoutMs?: number;
+  /**
+   * In a pod (env KUBERNETES_SERVICE_HOST set), refused connections before the first answer are retried for this
+   * long: NMI keeps its interception while it restarts, so its port refuses until it is back. Outside a pod a
+   * refused connection fails at once.
+   */
+  refusedMaxElapsedMs?: number;
+}
 
 /** Retry budget for one token acquisition. */
 export interface PodIdentityRetryOptions {
@@ -24,7 +39,9 @@ export interface PodIdentityCredentialOptions {
   /** Base URL of the IMDS endpoint. Default: env AZURE_POD_IDENTITY_AUTHORITY_HOST, else http://169.254.169.254. */
   endpoint?: string;
   retry?: PodIdentityRetryOptions;
-  /** TCP connect timeout per attempt (applies to the default dispatcher; a custom `dispatcher` brings its own). */
+  /** How fast to give up while the endpoint has never answered (off-cluster, NMI restarting). */
+  firstContact?: PodIdentityFirstContactOptions;
+  /** TCP connect timeout per attempt, once the endpoint has answered at least once. */
   connectTimeoutMs?: number;
   /** Timeout per attempt, response body included; must outlast NMI's 20 s assignment hold. */
   timeoutMs?: number;
@@ -34,8 +51,11 @@ export interface PodIdentityCredentialOptions {
   maxCachedTokens?: number;
   /** Options passed to @azure/identity's WorkloadIdentityCredential when workload identity is in use. */
   workloadIdentity?: Omit<WorkloadIdentityCredentialOptions, "clientId" | "tenantId" | "tokenFilePath">;
-  /** HTTP dispatcher for the IMDS requests. Default: a private undici Agent, so no proxy is ever used. Closed by close() only when it is the default. */
-  dispatcher?: Dispatcher;
+  /**
+   * node:http Agent for the IMDS requests (an https.Agent for an https:// endpoint). Default: a private keep-alive
+   * Agent, so neither the global agent nor a proxy is ever used. Destroyed by close() only when it is the default.
+   */
+  agent?: Agent;
   /** Clock (ms since epoch), injectable for tests. */
   now?: () => number;
   /** Backoff sleep, injectable for tests; must reject when `signal` aborts. */
@@ -53,6 +73,13 @@ export const DEFAULT_POD_IDENTITY_CREDENTIAL_OPTIONS = {
     maxElapsedMs: 90_000,
     initialDelayMs: 500,
     maxDelayMs: 10_000,
+  },
+  firstContact: {
+    // IMDS and NMI (a local DNAT) accept a connection in well under a millisecond; 1 s keeps the whole
+    // off-cluster failure within 2 s, like @azure/identity's 1 s IMDS probe.
+    connectTimeoutMs: 1_000,
+    // A rolling NMI restart takes seconds; past this, the app's caller hears CredentialUnavailableError.
+    refusedMaxElapsedMs: 15_000,
   },
   connectTimeoutMs: 2_000,
   // NMI holds a pending request up to 20 s (--wait-for-assignment); giving up before would waste the hold.
@@ -88,6 +115,9 @@ export interface ResolvedOptions {
   selector: IdentitySelector;
   workloadIdentity: WorkloadIdentitySettings | undefined;
   retry: Required<PodIdentityRetryOptions>;
+  firstContact: Required<PodIdentityFirstContactOptions>;
+  /** Env KUBERNETES_SERVICE_HOST was set: a refused connection before the first answer may be NMI restarting. */
+  inPod: boolean;
   connectTimeoutMs: number;
   timeoutMs: number;
   refreshWindowMs: number;
@@ -200,6 +230,17 @@ export function resolveOptions(options: PodIdentityCredentialOptions, env: NodeJ
   if (timeoutMs === 0 || connectTimeoutMs === 0) {
     throw new RangeError(`${NAME}: options timeoutMs and connectTimeoutMs must be > 0.`);
   }
+  const firstContact = {
+    connectTimeoutMs: nonNegative(options.firstContact?.connectTimeoutMs, "firstContact.connectTimeoutMs", d.firstContact.connectTimeoutMs),
+    refusedMaxElapsedMs: nonNegative(
+      options.firstContact?.refusedMaxElapsedMs,
+      "firstContact.refusedMaxElapsedMs",
+      d.firstContact.refusedMaxElapsedMs,
+    ),
+  };
+  if (firstContact.connectTimeoutMs === 0) {
+    throw new RangeError(`${NAME}: option firstContact.connectTimeoutMs must be > 0.`);
+  }
   const maxCachedTokens = nonNegative(options.maxCachedTokens, "maxCachedTokens", d.maxCachedTokens);
   if (!Number.isInteger(maxCachedTokens) || maxCachedTokens < 1) {
     throw new RangeError(`${NAME}: option maxCachedTokens must be an integer >= 1.`);
@@ -210,6 +251,8 @@ export function resolveOptions(options: PodIdentityCredentialOptions, env: NodeJ
     selector,
     workloadIdentity,
     retry: resolvedRetry,
+    firstContact,
+    inPod: (env.KUBERNETES_SERVICE_HOST?.trim() ?? "") !== "",
     connectTimeoutMs,
     timeoutMs,
     refreshWindowMs: nonNegative(options.refreshWindowMs, "refreshWindowMs", d.refreshWindowMs),

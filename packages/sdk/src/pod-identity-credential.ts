@@ -30,6 +30,8 @@ export class PodIdentityCredential implements TokenCredential {
   private readonly identity: string;
   /** scope → (resource, cache key): apps ask for the same few scopes millions of times. */
   private readonly scopeKeys = new Map<string, { resource: string; key: string }>();
+  /** Flight key → the failure of its latest attempt, while it retries: the cause of a caller's TIMEOUT. */
+  private readonly lastAttemptFailure = new Map<string, PodIdentityUnavailableError>();
   /** Cache key → earliest time for the next background refresh after one failed. */
   private readonly refreshCooldownUntil = new Map<string, number>();
 
@@ -44,9 +46,12 @@ export class PodIdentityCredential implements TokenCredential {
         endpoint: o.endpoint,
         selector: o.selector,
         connectTimeoutMs: o.connectTimeoutMs,
+        firstContactConnectTimeoutMs: o.firstContact.connectTimeoutMs,
+        refusedMaxElapsedMs: o.firstContact.refusedMaxElapsedMs,
+        inPod: o.inPod,
         timeoutMs: o.timeoutMs,
         now: o.now,
-        ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+        ...(options.agent === undefined ? {} : { agent: options.agent }),
       });
       this.identity = o.selector.kind === "system" ? "system" : `${o.selector.kind}=${o.selector.value}`;
     }
@@ -81,16 +86,20 @@ export class PodIdentityCredential implements TokenCredential {
     // A claims challenge (CAE) needs a new token; it replaces the cached one, but never joins a plain flight.
     const flightKey = options.claims === undefined ? key : `${key}\u0000claims=${options.claims}`;
     const timeoutMs = options.requestOptions?.timeout;
-    return this.flights.run(flightKey, (signal) => this.acquire(key, resource, signal, false, options.claims), {
+    return this.flights.run(flightKey, (signal) => this.acquire(key, flightKey, resource, signal, false, options.claims), {
       ...(options.abortSignal === undefined ? {} : { signal: options.abortSignal }),
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
       onAbort: (reason) => new PodIdentityAbortError(undefined, { cause: reason }),
-      onTimeout: (ms) =>
-        new PodIdentityUnavailableError(
+      onTimeout: (ms) => {
+        const last = this.lastAttemptFailure.get(flightKey);
+        return new PodIdentityUnavailableError(
           "TIMEOUT",
           `PodIdentityCredential: no token for ${resource} within requestOptions.timeout=${ms} ms ` +
-            "(the endpoint may be holding the request while the identity is assigned; allow more time).",
-        ),
+            "(the endpoint may be holding the request while the identity is assigned; allow more time)." +
+            (last === undefined ? "" : ` Last failure: ${last.message}`),
+          last === undefined ? {} : { cause: last, statusCode: last.statusCode, errorBody: last.errorBody },
+        );
+      },
     });
   }
 
@@ -115,7 +124,7 @@ export class PodIdentityCredential implements TokenCredential {
   private refreshInBackground(key: string, resource: string, current: AccessToken): void {
     const cooldownUntil = this.refreshCooldownUntil.get(key);
     if (cooldownUntil !== undefined && this.options.now() < cooldownUntil) return;
-    const started = this.flights.runInBackground(key, (signal) => this.acquire(key, resource, signal, true));
+    const started = this.flights.runInBackground(key, (signal) => this.acquire(key, key, resource, signal, true));
     if (started === undefined) return;
     this.refreshCooldownUntil.delete(key);
     started.catch(() => {
@@ -130,7 +139,14 @@ export class PodIdentityCredential implements TokenCredential {
     }));
   }
 
-  private async acquire(key: string, resource: string, signal: AbortSignal, background: boolean, claims?: string): Promise<AccessToken> {
+  private async acquire(
+    key: string,
+    flightKey: string,
+    resource: string,
+    signal: AbortSignal,
+    background: boolean,
+    claims?: string,
+  ): Promise<AccessToken> {
     const startedAt = this.options.now();
     let attempts = 0;
     try {
@@ -143,7 +159,10 @@ export class PodIdentityCredential implements TokenCredential {
           now: this.options.now,
           sleep: this.options.sleep,
           signal,
-          onRetry: (event) => this.onRetry(resource, background, event),
+          onRetry: (event) => {
+            this.lastAttemptFailure.set(flightKey, event.failure);
+            this.onRetry(resource, background, event);
+          },
         },
       );
       const token = this.cache.store(key, upstream);
@@ -164,16 +183,18 @@ export class PodIdentityCredential implements TokenCredential {
     } catch (error) {
       if (!signal.aborted) this.onFailure(resource, background, error);
       throw error;
+    } finally {
+      this.lastAttemptFailure.delete(flightKey);
     }
   }
 
   private onRetry(resource: string, background: boolean, event: RetryEvent): void {
     const failure = event.failure;
     const reason = failure.errorBody?.error ?? networkCode(failure.cause);
-    logger.info(
-      `PodIdentityCredential: attempt ${event.retry} for ${resource} failed (${failure.statusCode ?? reason ?? "no status"}); ` +
-        `retrying in ${Math.round(event.delayMs)} ms`,
-    );
+    // "503 podidentity_pending", "ECONNREFUSED": the code is what the README's troubleshooting table is keyed on.
+    const code = reason === `http_${failure.statusCode}` ? undefined : reason; // a body-less answer has no code of its own
+    const what = [failure.statusCode, code].filter((part) => part !== undefined).join(" ") || "no answer";
+    logger.info(`PodIdentityCredential: attempt ${event.retry} for ${resource} failed (${what}); retrying in ${Math.round(event.delayMs)} ms`);
     publish("retry", () => ({
       ...this.eventBase(resource),
       background,

@@ -59,7 +59,8 @@ export class RetryPolicy {
     // IMDS promises a 410 ends "within 70 seconds": keep going that long even past maxRetries.
     const goneGrace = failure.statusCode === 410 && elapsedMs < DEFAULT_POD_IDENTITY_CREDENTIAL_OPTIONS.goneMinRetryMs;
     if (retriesSoFar >= this.options.maxRetries && !goneGrace) return undefined;
-    const remaining = this.options.maxElapsedMs - elapsedMs;
+    // A failure may carry a tighter budget (a refused connection before the endpoint ever answered).
+    const remaining = Math.min(this.options.maxElapsedMs, failure.retryWithin?.ms ?? Infinity) - elapsedMs;
     if (remaining <= 0) return undefined;
     if (failure.retryAfterMs !== undefined) {
       // Waiting less than the server asked would only earn another refusal; give up instead.
@@ -83,10 +84,14 @@ export class RetryPolicy {
         const delayMs = this.nextDelayMs(error, retries, elapsedMs);
         if (delayMs === undefined) {
           if (error.code !== "TRANSIENT_FAILURE") throw error;
+          const within = error.retryWithin;
+          const limits =
+            within !== undefined && within.ms < this.options.maxElapsedMs
+              ? `option ${within.option}=${within.ms}`
+              : `options retry.maxRetries=${this.options.maxRetries}, retry.maxElapsedMs=${this.options.maxElapsedMs}`;
           throw new PodIdentityUnavailableError(
             "RETRY_EXHAUSTED",
-            `PodIdentityCredential: gave up after ${retries + 1} attempt(s) in ${Math.round(elapsedMs)} ms ` +
-              `(options retry.maxRetries=${this.options.maxRetries}, retry.maxElapsedMs=${this.options.maxElapsedMs}). ` +
+            `PodIdentityCredential: gave up after ${retries + 1} attempt(s) in ${Math.round(elapsedMs)} ms (${limits}). ` +
               `Last failure: ${error.message}`,
             { cause: error, statusCode: error.statusCode, errorBody: error.errorBody },
           );

@@ -91,7 +91,7 @@ describe("PodIdentityCredential diagnostics", () => {
 
   it("logs through azure:podidentity and never logs a token, on success, refresh or failure", async () => {
     const credential = h.credential();
-    h.server.enqueue({ status: 500 }, { body: tokenBody({ nowMs: h.clock.now(), token: SECRET }) });
+    h.server.enqueue({ status: 500 }, nmiError(503, "podidentity_pending"), { body: tokenBody({ nowMs: h.clock.now(), token: SECRET }) });
     const token = await credential.getToken(VAULT);
     h.clock.advance(token.refreshAfterTimestamp! - h.clock.now() + 1);
     h.server.enqueue({ body: tokenBody({ nowMs: h.clock.now(), token: `${SECRET}-2` }) });
@@ -101,8 +101,10 @@ describe("PodIdentityCredential diagnostics", () => {
     await credential.getToken("https://other/.default").catch(() => undefined);
 
     expect(logs.some((line) => line.startsWith("azure:podidentity:info"))).toBe(true);
-    expect(logs.some((line) => /acquired after 2 attempt/.test(line))).toBe(true);
+    expect(logs.some((line) => /acquired after 3 attempt/.test(line))).toBe(true);
     expect(logs.some((line) => /attempt 1 for https:\/\/vault\.azure\.net failed \(500\)/.test(line))).toBe(true);
+    // The README's troubleshooting table is keyed on NMI's error code: the retry line carries it.
+    expect(logs.some((line) => /attempt 2 for https:\/\/vault\.azure\.net failed \(503 podidentity_pending\); retrying in \d+ ms/.test(line))).toBe(true);
     expect(logs.some((line) => line.startsWith("azure:podidentity:warning") && /invalid_request/.test(line))).toBe(true);
     for (const line of logs) {
       expect(line).not.toContain("secret-payload");

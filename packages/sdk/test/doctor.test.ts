@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -111,6 +112,33 @@ describe("podidentity doctor", () => {
     expect(code).toBe(1);
     expect(out).toMatch(/reachable\s+no \(ECONNREFUSED/);
     expect(out).toMatch(/FAILED \w+ \(ECONNREFUSED\): nothing listens at the endpoint/);
+  });
+
+  it("keeps its --timeout: an attempt still running when the time is up is cut (TIMEOUT), not waited for", async () => {
+    server.fallback = (request: RecordedRequest): ScriptedResponse =>
+      request.headers.metadata === "true"
+        ? { delayMs: 10_000, body: {} } // a token request NMI holds far past --timeout
+        : { status: 400, headers: { "x-podidentity-nmi": "1.2.3" }, body: { error: "invalid_request", error_description: "probe" } };
+    const { code, out } = await cli("doctor", "--endpoint", server.url, "--timeout", "800", "--json");
+    expect(code).toBe(1);
+    const report = JSON.parse(out) as { failure: { code: string; fix: string } };
+    // The old doctor let this attempt run for its own full timeout, then retried: RETRY_EXHAUSTED after 2 attempts.
+    expect(report.failure.code).toBe("TIMEOUT");
+    expect(report.failure.fix).toMatch(/longer --timeout/);
+    expect(server.requests.filter((r) => r.headers.metadata === "true")).toHaveLength(1);
+  });
+
+  it("podidentity --version prints the package's version", async () => {
+    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    const { code, out } = await cli("--version");
+    expect(code).toBe(0);
+    expect(out).toBe(version);
+  });
+
+  it("explains a malformed --resource as the programming error it is", async () => {
+    const { code, out } = await cli("doctor", "--endpoint", server.url, "--resource", " ");
+    expect(code).toBe(1);
+    expect(out).toMatch(/FAILED TypeError: pass exactly one non-empty resource/);
   });
 
   it("rejects conflicting identity options as a usage error (exit 2)", async () => {

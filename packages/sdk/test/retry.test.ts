@@ -1,7 +1,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { AuthenticationError, CredentialUnavailableError } from "@azure/identity";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { PodIdentityAuthenticationError, PodIdentityUnavailableError } from "../src/errors";
 import { startHarness } from "./helpers/credential";
 import type { Harness } from "./helpers/credential";
@@ -129,7 +129,8 @@ describe("PodIdentityCredential retries", () => {
     },
   );
 
-  it("retries a refused connection and reports ECONNREFUSED as the last cause", async () => {
+  it("in a pod, retries a refused connection and reports ECONNREFUSED as the last cause", async () => {
+    vi.stubEnv("KUBERNETES_SERVICE_HOST", "10.0.0.1");
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
     const port = (closed.address() as AddressInfo).port;

@@ -1,4 +1,3 @@
-import { CredentialUnavailableError } from "@azure/identity";
 import { describe, expect, it } from "vitest";
 import { scopeToResource } from "../src/scopes";
 
@@ -10,10 +9,11 @@ describe("scopeToResource", () => {
   it("keeps a scope without /.default unchanged", () => {
     expect(scopeToResource("https://storage.azure.com/")).toBe("https://storage.azure.com/");
   });
-  it("rejects several scopes, no scope and an empty scope", () => {
-    expect(() => scopeToResource(["a/.default", "b/.default"])).toThrow(CredentialUnavailableError);
+  it("rejects several scopes and no scope with a RangeError, an empty or non-string scope with a TypeError", () => {
+    expect(() => scopeToResource(["a/.default", "b/.default"])).toThrow(RangeError);
     expect(() => scopeToResource([])).toThrow(/exactly one scope/);
-    expect(() => scopeToResource("  ")).toThrow(/scope is empty/);
+    expect(() => scopeToResource("  ")).toThrow(TypeError);
     expect(() => scopeToResource("/.default")).toThrow(/scope is empty/);
+    expect(() => scopeToResource([null as unknown as string])).toThrow(TypeError);
   });
 });

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import type { Logger } from "pino";
 import type { CommandRunner } from "./command-runner";
 
@@ -8,8 +9,13 @@ export type IptablesBackend = "iptables" | "iptables-nft" | "iptables-legacy";
 export interface IptablesManagerOptions {
   metadataIp: string;
   metadataPort: number;
-  /** Where intercepted traffic goes: NMI's address and port. */
-  targetIp: string;
+  /**
+   * Where intercepted traffic goes: NMI's address, or a function that finds it, called once, at the first
+   * `ensure()` (NMI reads its node's address from the API server; see dnat-target.ts). A loopback address is
+   * aad-pod-identity v1.8's mode and needs `route_localnet`; any other address must be the node's own.
+   */
+  targetIp: string | (() => Promise<string>);
+  /** NMI's port: the DNAT target's port, and the port the filter chain guards. */
   targetPort: number;
   run: CommandRunner;
   logger: Logger;
@@ -27,20 +33,32 @@ export class InterceptionError extends Error {
   }
 }
 
-const isLoopback = (ip: string): boolean => ip.startsWith("127.");
+export const isLoopbackIPv4 = (ip: string): boolean => ip.startsWith("127.");
 
 /**
- * Interception of pod traffic to the metadata address, as aad-pod-identity v1.8 (CONTRACT.md): nat chain
- * `aad-metadata` with `! -s 127.0.0.1/32 -d <metadata-ip>/32 -p tcp --dport <port> -j DNAT --to-destination
- * <nmi>` and `-j RETURN`, jumped to from PREROUTING position 1. When the target is loopback, `route_localnet` is
- * enabled (else the kernel drops DNAT to 127.0.0.1 for routed packets) together with kube-proxy's protective rule
- * that drops non-DNATed traffic to 127.0.0.0/8 arriving from outside (filter chain `aad-metadata` from INPUT).
+ * Interception of pod traffic to the metadata address (docs/contract.md, "Interception"), in two chains named
+ * `aad-metadata` as aad-pod-identity v1.8's, so its cleanup and operators' habits still apply:
+ *
+ * - nat, jumped to from PREROUTING position 1: `! -s 127.0.0.1/32 -d <metadata-ip>/32 -p tcp --dport <port>
+ *   -j DNAT --to-destination <target>:<nmi-port>`, then `-j RETURN` (v1.8's chain).
+ * - filter, jumped to from INPUT position 1. With the node's own address as target (the default), NMI listens
+ *   on every IPv4 address, and this chain guards its port: a connection is let through (RETURN) only when
+ *   conntrack says it was DNATed from the metadata address, or when it comes from 127.0.0.1 on `lo`; any other
+ *   connection to the port is rejected with a TCP reset. A reset rather than DROP: the port then looks exactly
+ *   like a closed one (which a scanner learns nothing from, while a port that drops stands out as filtered), and
+ *   a client pointed at `<node-ip>:<nmi-port>` by mistake fails at once instead of hanging until its timeout.
+ * - With a loopback target (v1.8's mode, `--nmi-listen-address=127.0.0.1`) the kernel drops routed packets
+ *   DNATed to 127.0.0.1 unless `route_localnet` is 1: NMI reads it and writes it only when it is 0 (a read-only
+ *   /proc/sys then gives a clear error), and the filter chain holds kube-proxy's protective rule instead, which
+ *   drops non-DNATed traffic to 127.0.0.0/8 arriving from outside.
+ *
  * `ensure()` compares what is installed with what should be, and re-creates on any drift.
  */
 export class IptablesManager {
   readonly #o: IptablesManagerOptions;
   #backend: IptablesBackend | undefined;
   #installed = false;
+  #targetIp: string | undefined;
 
   constructor(options: IptablesManagerOptions) {
     this.#o = options;
@@ -50,25 +68,46 @@ export class IptablesManager {
     return this.#installed;
   }
 
+  /** The DNAT target's address, found once (the first `ensure()`); throws InterceptionError when it cannot be. */
+  async targetIp(): Promise<string> {
+    if (this.#targetIp !== undefined) return this.#targetIp;
+    const { targetIp } = this.#o;
+    let ip: string;
+    try {
+      ip = typeof targetIp === "string" ? targetIp : await targetIp();
+    } catch (error) {
+      throw error instanceof InterceptionError ? error : new InterceptionError(`finding the address to DNAT metadata traffic to failed: ${(error as Error).message}`, { cause: error });
+    }
+    if (isIP(ip) !== 4) throw new InterceptionError(`the DNAT target must be an IPv4 address (the metadata address is IPv4), got "${ip}"`);
+    return (this.#targetIp = ip);
+  }
+
   /** The nat rules, as `iptables -S` prints them. */
-  expectedNatRules(): string[] {
-    const { metadataIp, metadataPort, targetIp, targetPort } = this.#o;
+  async expectedNatRules(): Promise<string[]> {
+    const { metadataIp, metadataPort, targetPort } = this.#o;
     return [
       `-N ${NMI_CHAIN}`,
-      `-A ${NMI_CHAIN} ! -s 127.0.0.1/32 -d ${metadataIp}/32 -p tcp -m tcp --dport ${metadataPort} -j DNAT --to-destination ${targetIp}:${targetPort}`,
+      `-A ${NMI_CHAIN} ! -s 127.0.0.1/32 -d ${metadataIp}/32 -p tcp -m tcp --dport ${metadataPort} -j DNAT --to-destination ${await this.targetIp()}:${targetPort}`,
       `-A ${NMI_CHAIN} -j RETURN`,
     ];
   }
 
-  expectedFilterRules(): string[] {
+  /** The filter rules, as `iptables -S` prints them: the port guard, or kube-proxy's localnet rule for a loopback target. */
+  async expectedFilterRules(): Promise<string[]> {
+    const { metadataIp, metadataPort, targetPort } = this.#o;
+    if (isLoopbackIPv4(await this.targetIp())) {
+      return [
+        `-N ${NMI_CHAIN}`,
+        `-A ${NMI_CHAIN} ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "podidentity: block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
+      ];
+    }
+    const port = `-p tcp -m tcp --dport ${targetPort}`;
     return [
       `-N ${NMI_CHAIN}`,
-      `-A ${NMI_CHAIN} ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "podidentity: block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
+      `-A ${NMI_CHAIN} ${port} -m conntrack --ctstate DNAT --ctorigdst ${metadataIp} --ctorigdstport ${metadataPort} -j RETURN`,
+      `-A ${NMI_CHAIN} -s 127.0.0.1/32 -i lo ${port} -j RETURN`,
+      `-A ${NMI_CHAIN} ${port} -m comment --comment "podidentity: NMI answers only intercepted metadata traffic and 127.0.0.1" -j REJECT --reject-with tcp-reset`,
     ];
-  }
-
-  get #needsLocalnet(): boolean {
-    return isLoopback(this.#o.targetIp);
   }
 
   /** kube-proxy's heuristic: the backend that already holds more rules is the one the node uses. */
@@ -114,11 +153,8 @@ export class IptablesManager {
   /** Whether everything is installed exactly as expected. */
   async check(): Promise<boolean> {
     const same = (a: string[] | undefined, b: string[]): boolean => a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
-    if (!same(await this.#chainRules("nat"), this.expectedNatRules()) || !(await this.#hasJump("nat", "PREROUTING"))) return false;
-    if (this.#needsLocalnet) {
-      if (!same(await this.#chainRules("filter"), this.expectedFilterRules()) || !(await this.#hasJump("filter", "INPUT"))) return false;
-    }
-    return true;
+    if (!same(await this.#chainRules("nat"), await this.expectedNatRules()) || !(await this.#hasJump("nat", "PREROUTING"))) return false;
+    return same(await this.#chainRules("filter"), await this.expectedFilterRules()) && (await this.#hasJump("filter", "INPUT"));
   }
 
   /** Installs or repairs; returns what it did. Throws InterceptionError when iptables refuses. */
@@ -140,12 +176,12 @@ export class IptablesManager {
       this.#o.logger.warn({ chain: NMI_CHAIN }, "iptables rules had drifted; re-created");
       return "repaired";
     }
-    this.#o.logger.info({ chain: NMI_CHAIN, target: `${this.#o.targetIp}:${this.#o.targetPort}` }, "iptables interception installed");
+    this.#o.logger.info({ chain: NMI_CHAIN, target: `${await this.targetIp()}:${this.#o.targetPort}` }, "iptables interception installed");
     return "installed";
   }
 
   async #install(): Promise<void> {
-    if (this.#needsLocalnet) {
+    if (isLoopbackIPv4(await this.targetIp())) {
       // Without route_localnet the kernel drops routed packets DNATed to 127.0.0.1 as martians. Read before
       // writing: in a container without privileged mode /proc/sys is read-only, and kube-proxy usually set it already.
       const current = await this.#o.run("sysctl", ["-n", "net.ipv4.conf.all.route_localnet"]);
@@ -153,14 +189,16 @@ export class IptablesManager {
         const r = await this.#o.run("sysctl", ["-w", "net.ipv4.conf.all.route_localnet=1"]);
         if (r.code !== 0) {
           throw new InterceptionError(
-            `sysctl net.ipv4.conf.all.route_localnet=1 failed: ${r.stderr.trim()} ` +
-              "(set it on the node, or give --nmi-listen-address the node's own IP so no loopback DNAT is needed)",
+            `--nmi-listen-address=${await this.targetIp()} DNATs to loopback, which needs net.ipv4.conf.all.route_localnet=1, and ` +
+              `sysctl -w net.ipv4.conf.all.route_localnet=1 failed: ${r.stderr.trim()} ` +
+              "(set it on the node, or leave --nmi-listen-address unset: the default DNATs to the node's own address and needs no route_localnet)",
           );
         }
       }
-      await this.#rebuild("filter", "INPUT", this.expectedFilterRules());
     }
-    await this.#rebuild("nat", "PREROUTING", this.expectedNatRules());
+    // The guard first: the DNAT sends pods to NMI's port only once that port is guarded.
+    await this.#rebuild("filter", "INPUT", await this.expectedFilterRules());
+    await this.#rebuild("nat", "PREROUTING", await this.expectedNatRules());
   }
 
   /** Flush and re-create the chain (v1.8: any drift → flush and re-create), then make sure of the jump. */
@@ -171,10 +209,15 @@ export class IptablesManager {
     if (!(await this.#hasJump(table, from))) await this.#must(["-t", table, "-I", from, "1", "-j", NMI_CHAIN]);
   }
 
-  /** Removes jumps and chains (SIGTERM). Safe to call when nothing is installed. */
+  /**
+   * Removes jumps and chains of both tables, whichever mode installed them (so a cleanup needs no target address).
+   * Safe to call when nothing is installed.
+   */
   async remove(): Promise<void> {
-    const tables: Array<[string, string]> = [["nat", "PREROUTING"]];
-    if (this.#needsLocalnet) tables.push(["filter", "INPUT"]);
+    const tables: Array<[string, string]> = [
+      ["nat", "PREROUTING"],
+      ["filter", "INPUT"],
+    ];
     for (const [table, from] of tables) {
       // A jump may have been added twice by someone else; remove all of them.
       for (let i = 0; i < 10 && (await this.#hasJump(table, from)); i++) await this.#must(["-t", table, "-D", from, "-j", NMI_CHAIN]);

@@ -37,6 +37,7 @@ export interface Taint {
 
 export interface NodeObject extends KubeObject {
   spec?: { taints?: Taint[]; [key: string]: unknown };
+  status?: { addresses?: Array<{ type?: string; address?: string }>; [key: string]: unknown };
 }
 
 export interface SecretObject extends KubeObject {

@@ -1,4 +1,4 @@
-import type { ServerResponse } from "node:http";
+import { STATUS_CODES, type ServerResponse } from "node:http";
 import { NMI_ERROR_CODE, NmiError, UpstreamRefusalError } from "../errors";
 import type { AcquiredToken } from "../token/token-source";
 import { NMI_VERSION, NMI_VERSION_HEADER } from "../version";
@@ -18,6 +18,21 @@ export function sendJsonText(res: ServerResponse, status: number, payload: strin
     "content-length": Buffer.byteLength(payload),
   });
   res.end(payload);
+}
+
+/**
+ * A whole HTTP/1.1 answer as text, for a socket that has no ServerResponse (Node's parser rejected the request,
+ * CONNECT, a connection refused at the cap): IMDS-shaped JSON, NMI's header, and the connection closed after it.
+ */
+export function rawJsonAnswer(status: number, body: { error: string; error_description: string }, headers: Record<string, string> = {}): string {
+  const payload = JSON.stringify(body);
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `${NMI_VERSION_HEADER}: ${NMI_VERSION}\r\n${extra}content-length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`
+  );
 }
 
 /** The status, IMDS-shaped body and headers an error is answered with; `code` for logs and metrics. */
@@ -50,7 +65,7 @@ export function errorAnswer(error: unknown): ErrorAnswer {
   };
 }
 
-/** IMDS's token JSON: numbers as strings, plus `client_id` (CONTRACT.md). */
+/** IMDS's token JSON: numbers as strings, plus `client_id` (docs/contract.md). */
 export function tokenJson(token: AcquiredToken, nowMs: number): Record<string, string> {
   const expiresOn = Math.floor(token.expiresOnMs / 1000);
   return {

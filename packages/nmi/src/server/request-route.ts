@@ -1,51 +1,42 @@
-/** Which of CONTRACT.md's routes a request takes. */
-export type RouteKind = "token" | "malformed-token" | "host-token" | "instance" | "proxy";
+import { canonicalizeTarget } from "./canonical-path";
+
+/**
+ * Which route a request takes, decided on the canonical path (canonical-path.ts) and nothing else:
+ * - `token`: every spelling of `/metadata/identity/oauth2/token` (case, `%2e`, `//`, `./`, `x/../`, trailing `/`);
+ *   answered by NMI for the calling pod, never proxied;
+ * - `malformed-token`: looks like the token path but is not (v1.8's second route, e.g. backslashes) → 400;
+ * - `identity`: anything else under `/metadata/identity/` (it is about the node's identities) → 403;
+ * - `host-token`: `/host/token`;
+ * - `metadata`: everything else, decided by the proxy allowlist (proxy-allowlist.ts), unknown paths → 404.
+ */
+export type RouteKind = "token" | "malformed-token" | "identity" | "host-token" | "metadata";
 
 export interface ParsedRequestTarget {
   route: RouteKind;
-  /** The path as sent (percent-encoded, backslashes kept) and the query string without `?`. */
+  /** The canonical path: what NMI routed on and, when proxied, exactly what goes upstream. */
   path: string;
+  /** `path` lower-cased. */
+  lower: string;
+  /** The query string as sent, without `?` (forwarded unchanged). */
   query: string;
   params: URLSearchParams;
+  /** The target had a `\`, `%2F` or `%5C`: never proxied. */
+  ambiguous: boolean;
 }
 
-const TOKEN_REST = "/identity/oauth2/token";
-// v1.8's second route: anything that looks like the token path but is not (e.g. backslashes, extra segments
-// in between) is a 400 instead of being proxied, so a sloppy client never reaches the node's identity.
+const TOKEN_PATH = "/metadata/identity/oauth2/token";
+// v1.8's second route: anything that looks like the token path but is not (backslashes, extra segments in
+// between) is a 400, so a sloppy client learns its mistake and nothing token-like is ever proxied.
 const MALFORMED_TOKEN = /^\/metadata[\\/]+identity(.*?)oauth2(.*?)token/i;
 
-function safeDecode(path: string): string {
-  try {
-    return decodeURIComponent(path);
-  } catch {
-    return path;
-  }
-}
-
-/**
- * Splits the raw request target without WHATWG URL parsing, which would turn backslashes into slashes and make
- * a malformed token path look valid. An absolute-form target (`GET http://host/path`) keeps only its path: NMI
- * proxies to its configured upstream, never to a host a client names.
- */
 export function parseRequestTarget(rawUrl: string): ParsedRequestTarget {
-  let target = rawUrl;
-  if (!target.startsWith("/")) {
-    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*(.*)$/i.exec(target);
-    target = m ? m[1] || "/" : `/${target}`;
-  }
-  const hash = target.indexOf("#");
-  if (hash >= 0) target = target.slice(0, hash);
-  const q = target.indexOf("?");
-  const path = q >= 0 ? target.slice(0, q) : target;
-  const query = q >= 0 ? target.slice(q + 1) : "";
+  const { path, lower, query, ambiguous } = canonicalizeTarget(rawUrl);
   const params = new URLSearchParams(query);
-  const slash = path.indexOf("/", 1);
-  const first = slash > 0 ? path.slice(1, slash) : path.slice(1);
-  const rest = slash > 0 ? path.slice(slash) : "";
-  let route: RouteKind = "proxy";
-  if (first.toLowerCase() === "metadata" && (rest === TOKEN_REST || rest === `${TOKEN_REST}/`)) route = "token";
-  else if (MALFORMED_TOKEN.test(safeDecode(path))) route = "malformed-token";
-  else if (path === "/host/token" || path.startsWith("/host/token/")) route = "host-token";
-  else if (first.toLowerCase() === "metadata" && rest.toLowerCase().startsWith("/instance")) route = "instance";
-  return { route, path, query, params };
+  const bare = lower.length > 1 && lower.endsWith("/") ? lower.slice(0, -1) : lower;
+  let route: RouteKind = "metadata";
+  if (bare === TOKEN_PATH) route = "token";
+  else if (MALFORMED_TOKEN.test(lower.replaceAll("%2f", "/").replaceAll("%5c", "\\"))) route = "malformed-token";
+  else if (bare === "/metadata/identity" || bare.startsWith("/metadata/identity/")) route = "identity";
+  else if (bare === "/host/token" || bare.startsWith("/host/token/")) route = "host-token";
+  return { route, path, lower, query, params, ambiguous };
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { namespaceOf, nameOf, type IdentitySelector } from "@podidentity/api";
+import { IDENTITY_TYPE, namespaceOf, nameOf, type IdentitySelector } from "@podidentity/api";
 import type { Logger } from "pino";
 import type { NmiConfig } from "../config";
 import { NMI_ERROR_CODE, NmiError, UpstreamRefusalError, redactId } from "../errors";
@@ -179,7 +179,19 @@ export class TokenHandler {
     if (resolution.kind === "exception") {
       throw new NmiError(403, NMI_ERROR_CODE.NoBinding, `pod ${podNamespace}/${podName} matches AzurePodIdentityException ${resolution.exception}; it uses the node's IMDS directly`);
     }
-    const { tokens, identity } = await this.#tokensFor(pod, resolution, resource, deadline, signal);
+    // Anything on the node's loopback can name any pod here, so a service principal's secret-backed token (types 1
+    // and 2) is handed out only when the operator allows it; user-assigned identities stay as v1.8 served them.
+    const candidates = this.#o.config.hostTokenServicePrincipals
+      ? resolution.candidates
+      : resolution.candidates.filter((c) => c.identity.spec.type === IDENTITY_TYPE.UserAssignedMSI);
+    if (candidates.length === 0) {
+      throw new NmiError(
+        403,
+        NMI_ERROR_CODE.Forbidden,
+        `pod ${podNamespace}/${podName} is bound to a service principal; /host/token serves service principals only with --host-token-service-principals=true`,
+      );
+    }
+    const { tokens, identity } = await this.#tokensFor(pod, { ...resolution, candidates }, resource, deadline, signal);
     sendJson(res, 200, { token: tokenJson(tokens[0]!, this.#o.now()), clientid: identity.identity.spec.clientID ?? "" });
   }
 

@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { packageVersion } from "../package-version";
 import { formatReport } from "./format-report";
 import { runDoctor } from "./run-doctor";
 
@@ -22,6 +23,7 @@ export async function runCli(argv: readonly string[], output: CliOutput): Promis
   let exitCode = 0;
   const program = new Command("podidentity")
     .description("Azure AD pod identity tools")
+    .version(packageVersion(), "-V, --version", "print the version of @podidentity/sdk")
     .exitOverride()
     .configureOutput({ writeOut: (s) => output.out(s.trimEnd()), writeErr: (s) => output.err(s.trimEnd()) });
   program
@@ -32,7 +34,7 @@ export async function runCli(argv: readonly string[], output: CliOutput): Promis
     .addOption(new Option("--resource-id <id>", "user-assigned identity by ARM resource ID").conflicts(["objectId"]))
     .option("--object-id <id>", "user-assigned identity by object ID")
     .option("--resource <uri>", "resource to get a token for", "https://management.azure.com/")
-    .option("--timeout <ms>", "overall time allowed for the token request, retries included", positiveMs, 30_000)
+    .option("--timeout <ms>", "overall time allowed for the whole check (probe, token request, retries): the last attempt is cut to fit", positiveMs, 30_000)
     .option("--json", "print the report as JSON")
     .action(async (opts: { endpoint?: string; clientId?: string; resourceId?: string; objectId?: string; resource: string; timeout: number; json?: boolean }) => {
       const report = await runDoctor({

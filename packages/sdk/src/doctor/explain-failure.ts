@@ -15,7 +15,7 @@ export interface FailureExplanation {
 const NETWORK_HINTS: Record<string, string> = {
   ECONNREFUSED:
     "nothing listens at the endpoint: check NMI runs on this node (kubectl get pods -n kube-system -o wide) and its iptables DNAT rule exists",
-  UND_ERR_CONNECT_TIMEOUT:
+  ETIMEDOUT:
     "the endpoint does not answer TCP: not on Azure, or NMI's DNAT is missing; set --endpoint / AZURE_POD_IDENTITY_AUTHORITY_HOST if NMI listens elsewhere",
   ECONNRESET: "the connection was reset: NMI may be restarting or overloaded; check its logs and restarts",
   EHOSTUNREACH: "no route to the endpoint: this is not an Azure VM/node (or its network blocks 169.254.169.254)",
@@ -24,7 +24,6 @@ const NETWORK_HINTS: Record<string, string> = {
 };
 
 const CODE_HINTS: Record<string, string> = {
-  INVALID_SCOPE: "pass exactly one resource, e.g. --resource https://vault.azure.net",
   INVALID_RESPONSE:
     "something other than IMDS/NMI answers at the endpoint (a proxy, a service-mesh sidecar?): exclude 169.254.169.254 from interception",
   TIMEOUT: "the endpoint took longer than --timeout: NMI may be holding the request while the identity is assigned; retry with a longer --timeout",
@@ -51,11 +50,16 @@ function networkCode(error: unknown): string | undefined {
  */
 export function explainFailure(error: unknown): FailureExplanation {
   const message = error instanceof Error ? error.message.split("\n")[0]! : String(error);
+  // getToken throws these only for a malformed scope: a programming error, here the --resource value.
+  if (error instanceof TypeError || error instanceof RangeError) {
+    return { code: error.name, message, fix: "pass exactly one non-empty resource, e.g. --resource https://vault.azure.net" };
+  }
   if (!isPodIdentityError(error)) {
     return { code: error instanceof Error ? error.name : "Error", message, fix: "unexpected failure: run with AZURE_LOG_LEVEL=verbose for details" };
   }
-  // For RETRY_EXHAUSTED the interesting detail is in the last failure.
-  const last = error.code === "RETRY_EXHAUSTED" && isPodIdentityError(error.cause) ? error.cause : error;
+  // For RETRY_EXHAUSTED and TIMEOUT the interesting detail is in the last failure.
+  const last = (error.code === "RETRY_EXHAUSTED" || error.code === "TIMEOUT") && isPodIdentityError(error.cause) ? error.cause : error;
+  const statusCode = error.statusCode ?? last.statusCode;
   const reason = last.errorBody?.error ?? networkCode(last.cause);
   const fix =
     hintForErrorCode(last.errorBody?.error) ??
@@ -64,7 +68,7 @@ export function explainFailure(error: unknown): FailureExplanation {
     "see the message above";
   return {
     code: error.code,
-    ...(error.statusCode === undefined ? {} : { statusCode: error.statusCode }),
+    ...(statusCode === undefined ? {} : { statusCode }),
     ...(reason === undefined ? {} : { reason }),
     message,
     fix,

@@ -1,5 +1,6 @@
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { performance } from "node:perf_hooks";
-import { Agent, request } from "undici";
 import { IMDS_TOKEN_PATH, NMI_VERSION_HEADER } from "../imds-client";
 
 export interface ProbeResult {
@@ -22,29 +23,34 @@ export async function probeEndpoint(endpoint: URL, timeoutMs: number): Promise<P
   const url = new URL(endpoint.href);
   url.pathname = `${url.pathname.replace(/\/+$/, "")}${IMDS_TOKEN_PATH}`;
   url.searchParams.set("api-version", "2018-02-01");
+  const https = url.protocol === "https:";
   // A private Agent: the probe must not go through a proxy either, and must not keep the CLI alive.
-  const dispatcher = new Agent({ connect: { timeout: timeoutMs } });
+  const agent = https ? new HttpsAgent() : new HttpAgent();
   const started = performance.now();
   try {
-    const response = await request(url, { method: "GET", dispatcher, signal: AbortSignal.timeout(timeoutMs) });
-    await response.body.dump();
-    const latencyMs = Math.round(performance.now() - started);
-    const header = response.headers[NMI_VERSION_HEADER];
-    const nmiVersion = Array.isArray(header) ? header[0] : header;
+    const { statusCode, nmiVersion } = await new Promise<{ statusCode: number; nmiVersion: string | undefined }>((resolve, reject) => {
+      const req = (https ? httpsRequest : httpRequest)(url, { method: "GET", agent, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+        const header = res.headers[NMI_VERSION_HEADER];
+        res.resume();
+        resolve({ statusCode: res.statusCode ?? 0, nmiVersion: Array.isArray(header) ? header[0] : header });
+      });
+      req.on("error", reject);
+      req.end();
+    });
     return {
       reachable: true,
       kind: nmiVersion === undefined ? "imds" : "nmi",
       ...(nmiVersion === undefined ? {} : { nmiVersion }),
-      statusCode: response.statusCode,
-      latencyMs,
+      statusCode,
+      latencyMs: Math.round(performance.now() - started),
     };
   } catch (error) {
     const latencyMs = Math.round(performance.now() - started);
     const code = (error as { code?: unknown }).code;
-    const name = (error as { name?: unknown }).name;
-    const reason = typeof code === "string" ? code : name === "TimeoutError" ? "timeout" : (error as Error).message;
+    const name = (error as { name?: unknown; cause?: { name?: unknown } }).cause?.name ?? (error as { name?: unknown }).name;
+    const reason = name === "TimeoutError" ? "timeout" : typeof code === "string" ? code : (error as Error).message;
     return { reachable: false, latencyMs, error: reason };
   } finally {
-    await dispatcher.destroy();
+    agent.destroy();
   }
 }

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { PodIdentityCredential } from "../pod-identity-credential";
+import { DEFAULT_POD_IDENTITY_CREDENTIAL_OPTIONS } from "../pod-identity-credential-options";
 import { decodeJwtClaims } from "./decode-jwt-claims";
 import type { TokenClaims } from "./decode-jwt-claims";
 import { explainFailure } from "./explain-failure";
@@ -14,7 +15,7 @@ export interface DoctorOptions {
   objectId?: string;
   /** Resource to ask a token for. */
   resource: string;
-  /** Overall budget for the token request (retries included) and for the probe. */
+  /** Overall budget for everything doctor does (probe, token request, retries): the last attempt is cut to fit. */
   timeoutMs: number;
   now?: () => number;
 }
@@ -52,6 +53,9 @@ function identityOf(options: DoctorOptions): string {
  */
 export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const now = options.now ?? Date.now;
+  const startedAt = performance.now();
+  // What is left of --timeout; never 0, which the options would refuse.
+  const remainingMs = (): number => Math.max(1, Math.floor(options.timeoutMs - (performance.now() - startedAt)));
   const report: DoctorReport = { ok: false, identity: identityOf(options), resource: options.resource };
   let credential: PodIdentityCredential;
   try {
@@ -60,7 +64,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       ...(options.clientId === undefined ? {} : { clientId: options.clientId }),
       ...(options.resourceId === undefined ? {} : { resourceId: options.resourceId }),
       ...(options.objectId === undefined ? {} : { objectId: options.objectId }),
-      timeoutMs: options.timeoutMs,
+      timeoutMs: Math.min(options.timeoutMs, DEFAULT_POD_IDENTITY_CREDENTIAL_OPTIONS.timeoutMs),
       retry: { maxElapsedMs: options.timeoutMs },
       now,
     });
@@ -72,13 +76,14 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   report.target = credential.target;
   try {
     if (credential.mode === "imds") {
-      report.probe = await probeEndpoint(new URL(credential.target), Math.min(options.timeoutMs, 5_000));
+      // At most half of --timeout, so the token request keeps the larger share.
+      report.probe = await probeEndpoint(new URL(credential.target), Math.min(Math.ceil(options.timeoutMs / 2), 5_000));
     }
     const started = performance.now();
     try {
-      // The retry budget (maxElapsedMs) normally ends first and reports the last failure; this is a hard cap
-      // for an attempt started just before the budget ran out.
-      const token = await credential.getToken(options.resource, { requestOptions: { timeout: 2 * options.timeoutMs } });
+      // The retry budget normally ends first; this cuts an attempt that would run past --timeout (the TIMEOUT
+      // error keeps the last attempt's failure as its cause, so the explanation stays specific).
+      const token = await credential.getToken(options.resource, { requestOptions: { timeout: remainingMs() } });
       const claims = decodeJwtClaims(token.token);
       report.ok = true;
       report.token = {

@@ -10,6 +10,8 @@ const AZURE_ENV = [
   "AZURE_FEDERATED_TOKEN_FILE",
   "AZURE_POD_IDENTITY_AUTHORITY_HOST",
   "AZURE_AUTHORITY_HOST",
+  // Read at construction: in a pod, a refused connection before the first answer is retried briefly.
+  "KUBERNETES_SERVICE_HOST",
   // The Azure SDK clients in the drop-in tests would send loopback traffic to a machine-wide proxy.
   "HTTP_PROXY",
   "HTTPS_PROXY",

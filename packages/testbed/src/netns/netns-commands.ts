@@ -64,6 +64,14 @@ export async function createNodeNetwork(n: { netns: string; infraVeth: string; v
 }
 
 /**
+ * Sets `route_localnet` for `all`, `default` (interfaces made later: pods' bridge ports) and every interface of the
+ * namespace: the kernel ORs `all` with the interface's own value, so `all` alone could not turn it off.
+ */
+export async function setRouteLocalnet(netns: string, value: 0 | 1): Promise<void> {
+  await runCommand("ip", ["netns", "exec", netns, "/bin/sh", "-c", `for f in /proc/sys/net/ipv4/conf/*/route_localnet; do echo ${value} > "$f"; done`]);
+}
+
+/**
  * A pod's namespace: a veth made here, its `eth0` end in the pod, the other end moved into the node (interface
  * names only have to be unique per namespace) and enslaved to the node's bridge; default route via the node.
  */

@@ -17,6 +17,11 @@ export interface SpawnInNetnsOptions {
   cwd?: string;
   /** Default `pipe` for all three. */
   stdio?: StdioOptions;
+  /**
+   * Mount /proc/sys read-only for this process (in its own mount namespace), as a container that is not
+   * privileged sees it: writing a sysctl fails with EROFS, even as root.
+   */
+  readOnlyProcSys?: boolean;
 }
 
 export interface RunInNetnsOptions extends Omit<SpawnInNetnsOptions, "stdio"> {
@@ -29,6 +34,8 @@ export interface RunInNetnsOptions extends Omit<SpawnInNetnsOptions, "stdio"> {
 export type { ProcessResult };
 
 const BIND_SCRIPT = 'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"';
+// `ip netns exec` gives the process a mount namespace that is a slave of ours: these mounts never reach the machine.
+const READ_ONLY_PROC_SYS = "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && ";
 
 // Proxies would send pod traffic to an address outside our namespaces (or fail); pods here talk directly.
 const DROPPED_ENV = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_PROXY", "no_proxy"];
@@ -65,7 +72,8 @@ export function spawnInNetns(netns: string, files: NetnsFiles, command: string, 
   const base: NodeJS.ProcessEnv = options.cleanEnv ? {} : { ...process.env };
   for (const k of DROPPED_ENV) delete base[k];
   const env = { ...base, PATH: toolPath(base["PATH"]), ...files.caEnv, ...options.env };
-  return spawn("ip", ["netns", "exec", netns, "/bin/sh", "-c", BIND_SCRIPT, "podid-exec", files.hostsFile, files.resolvFile, command, ...args], {
+  const script = (options.readOnlyProcSys ? READ_ONLY_PROC_SYS : "") + BIND_SCRIPT;
+  return spawn("ip", ["netns", "exec", netns, "/bin/sh", "-c", script, "podid-exec", files.hostsFile, files.resolvFile, command, ...args], {
     env,
     stdio: options.stdio ?? "pipe",
     ...(options.cwd ? { cwd: options.cwd } : {}),

@@ -11,6 +11,12 @@ export interface AddNodeOptions {
   labels?: Record<string, string>;
   /** `spec.providerID`, e.g. from `azureProviderId({ subscriptionId, resourceGroup, scaleSet, instanceId })`. */
   providerId?: string;
+  /**
+   * `net.ipv4.conf.{all,default,<each interface>}.route_localnet` in the node's namespace (0: as on a node no
+   * kube-proxy ever touched, e.g. with Cilium's kube-proxy replacement). Default: inherited from the namespace
+   * the topology runs in, as a new network namespace inherits IPv4 settings.
+   */
+  routeLocalnet?: 0 | 1;
 }
 
 export interface AddPodOptions {

@@ -18,7 +18,7 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { NetnsError } from "./errors";
-import { assertPrivateNamespace, createNodeNetwork, createPodNetwork, deleteNetns, ip, listLinks, listNetns } from "./netns-commands";
+import { assertPrivateNamespace, createNodeNetwork, createPodNetwork, deleteNetns, ip, listLinks, listNetns, setRouteLocalnet } from "./netns-commands";
 import type { AddNodeOptions, AddPodOptions } from "./topology-members";
 import { TopologyNode, TopologyPod } from "./topology-members";
 import { runCommand } from "./exec";
@@ -251,6 +251,7 @@ export class Topology {
         nextPodHost: d.firstPodHost,
       });
       await createNodeNetwork({ netns, infraVeth: `${d.namePrefix}n${index}`, vnetBridge: VNET_BRIDGE, nodeBridge: NODE_BRIDGE, address: node.address, bridgeAddress: node.bridgeAddress, infraAddress: this.infraAddress });
+      if (options.routeLocalnet !== undefined) await setRouteLocalnet(netns, options.routeLocalnet);
       const inNode = (args: string[]): Promise<unknown> => ip(["-n", netns, ...args]);
       // the routes kubenet's route table gives the VNet: each node's pod range via that node
       await ip(["route", "add", node.podCidr, "via", node.address]);

@@ -171,6 +171,23 @@ describe("network-namespace topology", () => {
     }
   });
 
+  it("addNode({ routeLocalnet: 0 }) turns route_localnet off in that node's namespace only (all, default, every interface); readOnlyProcSys makes /proc/sys read-only for one process", async () => {
+    const infraBefore = (await runCommand("cat", ["/proc/sys/net/ipv4/conf/all/route_localnet"])).stdout.trim();
+    const node = await topology.addNode("aks-localnet-vmss000000", { routeLocalnet: 0 });
+    const read = async (iface: string): Promise<string> => (await topology.runInNode(node.name, "cat", [`/proc/sys/net/ipv4/conf/${iface}/route_localnet`])).stdout.trim();
+    for (const iface of ["all", "default", "lo", "eth0", "cbr0"]) expect(await read(iface), iface).toBe("0");
+    const write = "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet";
+    const readOnly = await topology.runInNode(node.name, "/bin/sh", ["-c", write], { readOnlyProcSys: true });
+    expect(readOnly.code).not.toBe(0);
+    expect(readOnly.stderr).toMatch(/Read-only file system/);
+    expect(await read("all")).toBe("0");
+    // an ordinary process in the same namespace can write it, and only this namespace changes
+    const writable = await topology.runInNode(node.name, "/bin/sh", ["-c", write]);
+    expect(writable.code, writable.stderr).toBe(0);
+    expect(await read("all")).toBe("1");
+    expect((await runCommand("cat", ["/proc/sys/net/ipv4/conf/all/route_localnet"])).stdout.trim()).toBe(infraBefore);
+  });
+
   it("a hostNetwork process in the node reaches that node's upstream IMDS at 169.254.169.254 (not the node's DNAT)", async () => {
     const node = nodes[0]!;
     const r = await topology.runInNode(node.name, "curl", ["-sS", "--max-time", "5", "-H", "Metadata: true", "http://169.254.169.254/metadata/identity/oauth2/token?resource=x"]);
