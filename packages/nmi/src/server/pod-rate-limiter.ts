@@ -1,3 +1,5 @@
+import { LRUCache } from "lru-cache";
+
 /**
  * Rate limits for proxied requests: a token bucket per pod (source address) and one for the whole node.
  *
@@ -27,7 +29,7 @@ interface Bucket {
 
 export class PodRateLimiter {
   readonly #o: Required<PodRateLimiterOptions>;
-  readonly #pods = new Map<string, Bucket>();
+  readonly #pods: LRUCache<string, Bucket>;
   readonly #node: Bucket;
 
   constructor(options: PodRateLimiterOptions) {
@@ -37,6 +39,7 @@ export class PodRateLimiter {
     }
     this.#o = { now: () => performance.now(), ...options };
     this.#node = { tokens: options.burst, atMs: this.#o.now() };
+    this.#pods = new LRUCache({ max: options.maxTrackedPods });
   }
 
   /** Pods currently tracked (bounded by maxTrackedPods). */
@@ -50,11 +53,8 @@ export class PodRateLimiter {
     let pod = this.#pods.get(podAddress);
     if (pod === undefined) {
       pod = { tokens: this.#o.burstPerPod, atMs: now };
-      if (this.#pods.size >= this.#o.maxTrackedPods) this.#pods.delete(this.#pods.keys().next().value!);
-    } else {
-      this.#pods.delete(podAddress);
+      this.#pods.set(podAddress, pod);
     }
-    this.#pods.set(podAddress, pod);
     refill(pod, now, this.#o.requestsPerSecondPerPod, this.#o.burstPerPod);
     refill(this.#node, now, this.#o.requestsPerSecond, this.#o.burst);
     if (pod.tokens < 1) return { ok: false, scope: "pod", retryAfterSeconds: waitSeconds(pod, this.#o.requestsPerSecondPerPod) };
