@@ -7,7 +7,7 @@ import { formatProblems, type NormalizationProblem } from "./normalization-probl
 import { nameOf, namespaceOf, type PodLike } from "./object-meta";
 
 export interface MatchOptions {
-  /** Namespaced matching for every identity (CONTRACT: default true in NMI and MIC; v1.8 defaulted to false). */
+  /** Namespaced matching for every identity (docs/contract.md: default true in NMI and MIC; v1.8 defaulted to false). */
   forceNamespaced: boolean;
 }
 

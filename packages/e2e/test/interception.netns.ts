@@ -72,7 +72,7 @@ describe("NMI's interception on the node", () => {
     expect(filter).toContain("-j REJECT --reject-with tcp-reset");
   });
 
-  it("instance metadata is proxied to the node's IMDS (through NMI), a 404 is passed through, and the Metadata header is required", async () => {
+  it("instance metadata is proxied to the node's IMDS (through NMI), a path outside the allowlist is NMI's own 404, and the Metadata header is required", async () => {
     await nmiOn(node0);
     const pod = await cluster.addPod("metadata-reader", { node: node0.name, labels: { app: "metadata" } });
     const since = performance.now();
@@ -84,6 +84,8 @@ describe("NMI's interception on the node", () => {
 
     const missing = await curlInPod(cluster, pod, "http://169.254.169.254/doesnotexist");
     expect(missing.status).toBe(404);
+    expect(missing.headers["x-podidentity-nmi"]).toBeTruthy();
+    expect(missing.json).toMatchObject({ error: "not_found" });
     await cluster.nmiAnswered(pod, { status: 404, since });
 
     const noHeader = await curlInPod(cluster, pod, tokenUrl(), {});

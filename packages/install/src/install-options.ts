@@ -63,7 +63,7 @@ export const INSTALL_NAMES = {
   cloudConfigKey: "azure.json",
 } as const;
 
-/** Ports, as MIC's and NMI's own defaults (CONTRACT.md; v1.8's chart used 8085 for NMI's probes). */
+/** Ports, as MIC's and NMI's own defaults (docs/contract.md; v1.8's chart used 8085 for NMI's probes). */
 export const INSTALL_PORTS = {
   micHttpProbe: 8080,
   micPrometheus: 8888,

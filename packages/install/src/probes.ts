@@ -2,7 +2,7 @@ import type { IProbe } from "kubernetes-models/v1/Probe";
 
 /**
  * MIC's and NMI's probes, both served on their `--http-probe-port` (named `http-probe` in the container):
- * `/healthz` for liveness, `/readyz` for readiness (CONTRACT.md).
+ * `/healthz` for liveness, `/readyz` for readiness (docs/contract.md).
  */
 export function httpProbes(): { livenessProbe: IProbe; readinessProbe: IProbe } {
   return {

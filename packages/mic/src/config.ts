@@ -3,7 +3,7 @@ import type { LeaderElectionOptions } from "./leader-election";
 
 /** Every default of MIC in one place; units are in the names. Flags in main.ts map onto these. */
 export const DEFAULT_MIC_OPTIONS = {
-  /** CONTRACT: namespaced matching by default (v1.8 defaulted to cluster-wide). */
+  /** docs/contract.md: namespaced matching by default (v1.8 defaulted to cluster-wide). */
   forceNamespaced: true,
   /** Client IDs never removed from a VM/VMSS (v1.8 --immutable-user-msis). */
   immutableUserMsis: [] as readonly string[],

@@ -50,7 +50,7 @@ export interface CliOptions {
 }
 
 /**
- * `podidentity-nmi`'s flags, with aad-pod-identity v1.8's names where they exist (CONTRACT.md), parsed from the
+ * `podidentity-nmi`'s flags, with aad-pod-identity v1.8's names where they exist (docs/contract.md), parsed from the
  * given argv and env (main.ts passes process's). Commander handles `--help` and `--version` (and exits).
  */
 export function parseCliOptions(argv: readonly string[], env: Record<string, string | undefined>): CliOptions {

@@ -5,7 +5,7 @@ export type OperationMode = "standard" | "managed";
 
 /**
  * Every NMI default, in one place, units in the names. Flag names (main.ts) follow aad-pod-identity v1.8 where
- * one exists; the values differ from v1.8 only where CONTRACT.md says so (namespaced matching, 20 s hold).
+ * one exists; the values differ from v1.8 only where docs/contract.md says so (namespaced matching, 20 s hold).
  */
 export const DEFAULT_NMI_OPTIONS = {
   /**

@@ -1,5 +1,5 @@
 /**
- * NMI's own refusals, as CONTRACT.md's table: each has an HTTP status, an IMDS-shaped `error` code and, for 503s,
+ * NMI's own refusals, as docs/contract.md's Errors table: each has an HTTP status, an IMDS-shaped `error` code and, for 503s,
  * a Retry-After. Messages name what to check and never contain a token or secret.
  */
 export const NMI_ERROR_CODE = {
@@ -11,11 +11,11 @@ export const NMI_ERROR_CODE = {
   Pending: "podidentity_pending",
   UpstreamUnavailable: "podidentity_upstream_unavailable",
   /**
-   * Not in CONTRACT.md's table: `/metadata/instance` with `--block-instance-metadata`, and `/host/token` from
-   * anywhere but 127.0.0.1 (v1.8 answered those in plain text, 403 and 500).
+   * A route or method NMI refuses, e.g. `/metadata/instance` with `--block-instance-metadata`, or `/host/token`
+   * from anywhere but 127.0.0.1 (v1.8 answered those in plain text, 403 and 500).
    */
   Forbidden: "podidentity_forbidden",
-  /** Not in CONTRACT.md's table: the AzureIdentity or its Secret is unusable (v1.8: 503). */
+  /** The AzureIdentity or its Secret is unusable (v1.8 answered 503). */
   IdentityInvalid: "podidentity_identity_invalid",
   Internal: "podidentity_internal_error",
   /** 404 for a path NMI does not pass to IMDS (server/proxy-allowlist.ts); IMDS answers unknown paths 404 too. */
@@ -55,7 +55,7 @@ export class NmiError extends Error {
 }
 
 /**
- * A refusal by upstream IMDS or Entra that is not ours to reinterpret (CONTRACT: "passed through unchanged"):
+ * A refusal by upstream IMDS or Entra that is not ours to reinterpret (docs/contract.md: "passed through unchanged"):
  * the status and the parsed body are kept as they came.
  */
 export class UpstreamRefusalError extends Error {

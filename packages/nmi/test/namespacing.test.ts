@@ -14,7 +14,7 @@ beforeEach(async () => {
 });
 afterEach(async () => c.close());
 
-describe("namespaced matching (CONTRACT.md: on by default)", () => {
+describe("namespaced matching (docs/contract.md: on by default)", () => {
   it("refuses an identity and binding from another namespace by default", async () => {
     c.identity("other", "central", uai, { selector: "web" });
     c.pod("web-1", IP, { namespace: "shop", label: "web" });

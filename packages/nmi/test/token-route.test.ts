@@ -72,7 +72,7 @@ describe("token route: success", () => {
   });
 });
 
-describe("token route: NMI's refusals (CONTRACT.md error table)", () => {
+describe("token route: NMI's refusals (docs/contract.md error table)", () => {
   it("400 invalid_request without the Metadata: true header", async () => {
     boundPod();
     await c.startNmi();

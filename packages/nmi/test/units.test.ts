@@ -29,7 +29,7 @@ describe("parseRequestTarget", () => {
 });
 
 describe("resolveNmiConfig", () => {
-  it("fills CONTRACT.md's defaults", () => {
+  it("fills docs/contract.md's defaults", () => {
     const c = resolveNmiConfig({ nodeName: "n" });
     expect(c).toMatchObject({ listenAddress: "0.0.0.0", port: 2579, forceNamespaced: true, metadataHeaderRequired: true, waitForAssignmentMs: 20_000, upstreamImds: "http://169.254.169.254" });
     expect(DEFAULT_NMI_OPTIONS.upstreamRequestsPerSecond).toBeLessThan(20);
@@ -115,7 +115,7 @@ describe("UpstreamLimiter", () => {
 });
 
 describe("parseCliOptions (v1.8 flag names)", () => {
-  it("defaults to CONTRACT.md's values, with the node from NODE_NAME", () => {
+  it("defaults to docs/contract.md's values, with the node from NODE_NAME", () => {
     const o = parseCliOptions([], { NODE_NAME: "n1" });
     expect(o.config).toMatchObject({ nodeName: "n1", port: 2579, forceNamespaced: true, operationMode: "standard", waitForAssignmentMs: 20_000, upstreamImds: "http://169.254.169.254", httpProbePort: 8085, prometheusPort: 9090 });
   });

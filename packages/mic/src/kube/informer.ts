@@ -19,7 +19,7 @@ export interface InformerOptions {
   labelSelector?: string;
   clock: Clock;
   logger: Logger;
-  /** Backoff after failures: 1 s doubling to 30 s by default (STYLE.md). */
+  /** Backoff after failures: 1 s doubling to 30 s by default. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   pageSize?: number;

@@ -15,7 +15,7 @@ export class KubenetRefusedError extends Error {
 
 /**
  * v1.8's kubenet guard: refuse to start when the kubelet runs with `--network-plugin=kubenet`, unless allowed.
- * A missing or unreadable file means "not kubenet" with a warning (CONTRACT.md), not a fatal error as in v1.8.
+ * A missing or unreadable file means "not kubenet" with a warning (docs/contract.md), not a fatal error as in v1.8.
  */
 export async function checkNetworkPlugin(options: { kubeletConfigPath: string; allowKubenet: boolean; logger: Logger }): Promise<void> {
   let text: string;
