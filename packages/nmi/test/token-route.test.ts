@@ -141,14 +141,14 @@ describe("token route: NMI's refusals (docs/contract.md error table)", () => {
     c.identity("shop", "kv-reader", uai, { selector: "web" });
     c.pod("nolabel", "127.0.10.2", { namespace: "shop" });
     c.pod("otherlabel", "127.0.10.3", { namespace: "shop", label: "api" });
-    await c.startNmi({ waitForAssignmentMs: 10_000 });
+    const nmi = await c.startNmi({ waitForAssignmentMs: 10_000 });
     for (const ip of ["127.0.10.2", "127.0.10.3"]) {
-      const started = performance.now();
       const r = await c.token(ip);
       expect(r.status).toBe(403);
       expect(r.body.error).toBe("podidentity_no_binding");
-      expect(performance.now() - started).toBeLessThan(2_000);
     }
+    // "At once": NMI never held either request for an assignment.
+    expect((await nmi.metrics.pendingWaits.get()).values).toEqual([]);
     expect(c.imds.counters.requests).toBe(0);
   });
 
@@ -201,7 +201,6 @@ describe("token route: pending assignments", () => {
     c.pod("web-1", POD_IP, { namespace: "shop", label: "web" });
     const name = c.assigned({ name: "web-1", namespace: "shop" }, { name: "kv-reader", namespace: "shop" }, "Created");
     const nmi = await c.startNmi({ waitForAssignmentMs: 10_000 });
-    const started = performance.now();
     const answer = c.token(POD_IP);
     // Held, not refused: wait until NMI counts a request in flight, then do MIC's work.
     await eventually(async () => ((await nmi.metrics.pendingInFlight.get()).values[0]?.value === 1 ? true : undefined), "request held");
@@ -209,7 +208,6 @@ describe("token route: pending assignments", () => {
     c.setAssignedState("shop", name, "Assigned");
     const r = await answer;
     expect(r.status, r.text).toBe(200);
-    expect(performance.now() - started).toBeLessThan(5_000);
     const waits = await nmi.metrics.pendingWaits.get();
     expect(waits.values.find((v) => v.labels["outcome"] === "assigned")?.value).toBe(1);
   });
@@ -229,14 +227,12 @@ describe("token route: pending assignments", () => {
     c.pod("web-1", POD_IP, { namespace: "shop", label: "web" });
     c.assigned({ name: "web-1", namespace: "shop" }, { name: "kv-reader", namespace: "shop" }, "Created");
     const nmi = await c.startNmi({ waitForAssignmentMs: 10_000 });
-    const started = performance.now();
     const answer = c.token(POD_IP);
     await eventually(async () => ((await nmi.metrics.pendingInFlight.get()).values[0]?.value === 1 ? true : undefined), "request held");
     c.kube.deleteObject("azureidentitybindings.aadpodidentity.k8s.io", "shop", "kv-reader-binding");
     const r = await answer;
     expect(r.status).toBe(403);
     expect(r.body.error).toBe("podidentity_no_binding");
-    expect(performance.now() - started).toBeLessThan(5_000);
     const waits = await nmi.metrics.pendingWaits.get();
     expect(waits.values.find((v) => v.labels["outcome"] === "refused")?.value).toBe(1);
   });
@@ -246,17 +242,17 @@ describe("token route: pending assignments", () => {
     c.pod("web-1", POD_IP, { namespace: "shop", label: "web" });
     c.assigned({ name: "web-1", namespace: "shop" }, { name: "kv-reader", namespace: "shop" }, "Created");
     const nmi = await c.startNmi({ waitForAssignmentMs: 300, retryAfterSeconds: 3 });
-    const started = performance.now();
     const r = await c.token(POD_IP);
-    const elapsed = performance.now() - started;
     expect(r.status).toBe(503);
     expect(r.body.error).toBe("podidentity_pending");
     expect(r.headers["retry-after"]).toBe("3");
-    expect(elapsed).toBeGreaterThanOrEqual(290);
-    expect(elapsed).toBeLessThan(3_000);
     expect(c.imds.counters.requests).toBe(0);
     const waits = await nmi.metrics.pendingWaits.get();
     expect(waits.values.find((v) => v.labels["outcome"] === "timeout")?.value).toBe(1);
+    // NMI held it for the whole --wait-for-assignment, by its own account (a timer never fires early).
+    const held = (await nmi.metrics.pendingWaitDuration.get()).values;
+    expect(held.find((v) => v.metricName?.endsWith("_count"))?.value).toBe(1);
+    expect(held.find((v) => v.metricName?.endsWith("_sum"))?.value).toBeGreaterThanOrEqual(0.3);
   });
 
   it("treats IMDS's 'Identity not found' shortly after Assigned as propagation, not as a final answer", async () => {

@@ -104,6 +104,8 @@ const LOG_LIMIT = 10_000;
 export class TdsServer {
   readonly logins: TdsLogin[] = [];
   readonly batches: TdsBatch[] = [];
+  /** Connections closed because they had not completed a login within `loginTimeoutMs`. */
+  loginTimeouts = 0;
   readonly #options: TdsServerOptions;
   readonly #clock: Clock;
   readonly #users = new Map<string, DatabaseUser>();
@@ -177,11 +179,16 @@ export class TdsServer {
     // Resets and protocol violations end the connection, never the process.
     socket.on("error", () => socket.destroy());
     socket.setNoDelay(true);
-    socket.setTimeout(this.#options.loginTimeoutMs ?? DEFAULT_TDS_SERVER_OPTIONS.loginTimeoutMs, () => socket.destroy());
-    this.#serve(socket).catch(() => socket.destroy());
+    let loggedIn = false;
+    // One timer: loginTimeoutMs until the login completes, then idleTimeoutMs (set in #serve).
+    socket.setTimeout(this.#options.loginTimeoutMs ?? DEFAULT_TDS_SERVER_OPTIONS.loginTimeoutMs, () => {
+      if (!loggedIn) this.loginTimeouts++;
+      socket.destroy();
+    });
+    this.#serve(socket, () => (loggedIn = true)).catch(() => socket.destroy());
   }
 
-  async #serve(socket: Socket): Promise<void> {
+  async #serve(socket: Socket, onLoggedIn: () => void): Promise<void> {
     const spid = ++this.#spid;
     const channel = await this.#openChannel(socket);
     const prelogin = await expect(channel.reader, PACKET_TYPE.PRELOGIN);
@@ -205,6 +212,7 @@ export class TdsServer {
       socket.end();
       return;
     }
+    onLoggedIn();
     socket.setTimeout(this.#options.idleTimeoutMs ?? DEFAULT_TDS_SERVER_OPTIONS.idleTimeoutMs);
     await this.#serveRequests(channel, send, { ...session, spid });
   }

@@ -70,14 +70,13 @@ describe("TdsServer on malformed input", () => {
   it("cuts off a client that stalls mid-login after loginTimeoutMs", async () => {
     const impatient = await new TdsServer({ tokenIssuer: cloud.tokenIssuer, tenantId: cloud.tenantId, tls: await cloud.tlsFor(), loginTimeoutMs: 200 }).start();
     try {
-      const started = performance.now();
       await new Promise<void>((resolve) => {
         // Half a PRELOGIN packet, then silence.
         const socket = tcpConnect(impatient.port, "127.0.0.1", () => socket.write(Buffer.from([0x12, 0x01, 0x00, 0x40])));
         socket.on("error", () => undefined);
         socket.on("close", () => resolve());
       });
-      expect(performance.now() - started).toBeGreaterThanOrEqual(150);
+      expect(impatient.loginTimeouts).toBe(1);
     } finally {
       await impatient.close();
     }
