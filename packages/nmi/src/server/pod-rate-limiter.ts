@@ -1,4 +1,5 @@
 import { LRUCache } from "lru-cache";
+import { TokenBucket } from "../token-bucket";
 
 /**
  * Rate limits for proxied requests: a token bucket per pod (source address) and one for the whole node.
@@ -22,15 +23,10 @@ export interface PodRateLimiterOptions {
 
 export type RateDecision = { ok: true } | { ok: false; scope: "pod" | "node"; retryAfterSeconds: number };
 
-interface Bucket {
-  tokens: number;
-  atMs: number;
-}
-
 export class PodRateLimiter {
   readonly #o: Required<PodRateLimiterOptions>;
-  readonly #pods: LRUCache<string, Bucket>;
-  readonly #node: Bucket;
+  readonly #pods: LRUCache<string, TokenBucket>;
+  readonly #node: TokenBucket;
 
   constructor(options: PodRateLimiterOptions) {
     for (const key of ["requestsPerSecondPerPod", "burstPerPod", "requestsPerSecond", "burst", "maxTrackedPods"] as const) {
@@ -38,7 +34,7 @@ export class PodRateLimiter {
       if (!Number.isFinite(v) || v <= 0) throw new RangeError(`PodRateLimiter: ${key} must be a positive number, got ${v}`);
     }
     this.#o = { now: () => performance.now(), ...options };
-    this.#node = { tokens: options.burst, atMs: this.#o.now() };
+    this.#node = new TokenBucket(options.requestsPerSecond, options.burst, this.#o.now());
     this.#pods = new LRUCache({ max: options.maxTrackedPods });
   }
 
@@ -52,24 +48,18 @@ export class PodRateLimiter {
     const now = this.#o.now();
     let pod = this.#pods.get(podAddress);
     if (pod === undefined) {
-      pod = { tokens: this.#o.burstPerPod, atMs: now };
+      pod = new TokenBucket(this.#o.requestsPerSecondPerPod, this.#o.burstPerPod, now);
       this.#pods.set(podAddress, pod);
     }
-    refill(pod, now, this.#o.requestsPerSecondPerPod, this.#o.burstPerPod);
-    refill(this.#node, now, this.#o.requestsPerSecond, this.#o.burst);
-    if (pod.tokens < 1) return { ok: false, scope: "pod", retryAfterSeconds: waitSeconds(pod, this.#o.requestsPerSecondPerPod) };
-    if (this.#node.tokens < 1) return { ok: false, scope: "node", retryAfterSeconds: waitSeconds(this.#node, this.#o.requestsPerSecond) };
-    pod.tokens -= 1;
-    this.#node.tokens -= 1;
+    if (!pod.available(now)) return { ok: false, scope: "pod", retryAfterSeconds: retryAfterSeconds(pod) };
+    if (!this.#node.available(now)) return { ok: false, scope: "node", retryAfterSeconds: retryAfterSeconds(this.#node) };
+    pod.take();
+    this.#node.take();
     return { ok: true };
   }
 }
 
-function refill(bucket: Bucket, now: number, perSecond: number, capacity: number): void {
-  if (now > bucket.atMs) bucket.tokens = Math.min(capacity, bucket.tokens + ((now - bucket.atMs) / 1000) * perSecond);
-  bucket.atMs = now;
-}
-
-function waitSeconds(bucket: Bucket, perSecond: number): number {
-  return Math.max(1, Math.ceil((1 - bucket.tokens) / perSecond));
+/** Retry-After in whole seconds, at least 1. */
+function retryAfterSeconds(bucket: TokenBucket): number {
+  return Math.max(1, Math.ceil(bucket.msUntilToken() / 1000));
 }

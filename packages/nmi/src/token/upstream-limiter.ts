@@ -1,4 +1,5 @@
 import { NMI_ERROR_CODE, NmiError } from "../errors";
+import { TokenBucket } from "../token-bucket";
 
 export interface UpstreamLimiterOptions {
   requestsPerSecond: number;
@@ -24,8 +25,7 @@ export class UpstreamLimiter {
   readonly #options: UpstreamLimiterOptions;
   readonly #now: () => number;
   readonly #queue: Waiter[] = [];
-  #tokens: number;
-  #lastRefillMs: number;
+  readonly #bucket: TokenBucket;
   #inFlight = 0;
   #refillTimer: NodeJS.Timeout | undefined;
 
@@ -34,8 +34,7 @@ export class UpstreamLimiter {
     if (!(options.maxConcurrent >= 1)) throw new RangeError(`UpstreamLimiter: maxConcurrent must be >= 1, got ${options.maxConcurrent}`);
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#tokens = options.requestsPerSecond;
-    this.#lastRefillMs = this.#now();
+    this.#bucket = new TokenBucket(options.requestsPerSecond, options.requestsPerSecond, this.#now());
   }
 
   get inFlight(): number {
@@ -57,17 +56,9 @@ export class UpstreamLimiter {
     }
   }
 
-  #refill(): void {
-    const now = this.#now();
-    const rate = this.#options.requestsPerSecond;
-    this.#tokens = Math.min(rate, this.#tokens + ((now - this.#lastRefillMs) / 1000) * rate);
-    this.#lastRefillMs = now;
-  }
-
   #tryTake(): boolean {
-    this.#refill();
-    if (this.#inFlight >= this.#options.maxConcurrent || this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    if (this.#inFlight >= this.#options.maxConcurrent || !this.#bucket.available(this.#now())) return false;
+    this.#bucket.take();
     this.#inFlight++;
     return true;
   }
@@ -108,8 +99,7 @@ export class UpstreamLimiter {
   /** Wakes the queue when the next rate token is due (concurrency slots wake it on release). */
   #scheduleRefill(): void {
     if (this.#refillTimer !== undefined) return;
-    const missing = Math.max(0, 1 - this.#tokens);
-    const ms = Math.max(1, Math.ceil((missing / this.#options.requestsPerSecond) * 1000));
+    const ms = Math.max(1, Math.ceil(this.#bucket.msUntilToken()));
     this.#refillTimer = setTimeout(() => {
       this.#refillTimer = undefined;
       this.#drain();
