@@ -2,12 +2,23 @@
 SHELL := /bin/bash
 WITH_TOOLCHAIN := source scripts/toolchain.sh &&
 
-.PHONY: setup demo test build bench
+# Extra arguments for the demo: `make demo ARGS=--keep` (or `make demo-keep`).
+ARGS ?=
+
+.PHONY: setup demo demo-keep test build bench
 setup:
 	@$(WITH_TOOLCHAIN) pnpm install --frozen-lockfile --reporter=append-only
 
+# The Debian packages it needs (installed when root, else the command to run is printed), the build (turbo's cache
+# makes it quick after the first time), then the demo itself — run by make directly, not by turbo, so Ctrl-C and
+# SIGTERM reach it and it stops cleanly.
 demo: setup
-	@$(WITH_TOOLCHAIN) pnpm run demo
+	@bash scripts/install-system-deps.sh --demo
+	@$(WITH_TOOLCHAIN) pnpm exec turbo run build --filter=@podidentity/e2e... --output-logs=errors-only
+	@$(WITH_TOOLCHAIN) exec node packages/e2e/dist/demo.js $(ARGS)
+
+demo-keep: ARGS = --keep
+demo-keep: demo
 
 test: setup
 	@$(WITH_TOOLCHAIN) pnpm run ci

@@ -36,10 +36,29 @@ export interface AzureAssignedIdentitySpec {
   replicas?: number;
 }
 
+/**
+ * Why MIC cannot assign the identity: ARM's error code and message for a failure retrying alone will not fix
+ * (the identity does not exist, MIC may not assign it). Written beside `status.status` (which stays `Created`, so
+ * v1.8 readers are unaffected), kept while MIC retries with backoff, removed once the assignment succeeds.
+ */
+export interface AssignmentError {
+  /** ARM's error code, e.g. `FailedIdentityOperation`, `LinkedAuthorizationFailed`. */
+  code: string;
+  /** ARM's message (at most ASSIGNMENT_ERROR_MAX_MESSAGE_LENGTH characters). */
+  message: string;
+  /** RFC 3339 time MIC first saw this error for the assignment. */
+  lastTransitionTime?: string;
+}
+
+/** MIC cuts ARM's message to this many characters before writing `status.error`. */
+export const ASSIGNMENT_ERROR_MAX_MESSAGE_LENGTH = 1024;
+
 export interface AzureAssignedIdentityStatus {
   /** An AssignedIdentityState once normalised; an unrecognised value is kept as written and reported. */
   status?: string;
   availableReplicas?: number;
+  /** Set by MIC while ARM refuses the assignment for a reason retrying alone will not fix. */
+  error?: AssignmentError;
 }
 
 export interface AzureAssignedIdentity {
@@ -101,6 +120,13 @@ export function readAzureAssignedIdentity(input: unknown, problems: Normalizatio
   }
   const availableReplicas = statusReader.integer("availableReplicas");
   if (availableReplicas !== undefined) status.availableReplicas = availableReplicas;
+  const error = statusReader.child("error", {});
+  const code = error.string("code");
+  if (code !== undefined) {
+    const message = error.string("message") ?? "";
+    const lastTransitionTime = error.string("lastTransitionTime");
+    status.error = { code, message: message.slice(0, ASSIGNMENT_ERROR_MAX_MESSAGE_LENGTH), ...(lastTransitionTime !== undefined && { lastTransitionTime }) };
+  }
   if (Object.keys(status).length > 0) assigned.status = status;
   return assigned;
 }

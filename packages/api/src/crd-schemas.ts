@@ -148,6 +148,14 @@ export function azureAssignedIdentitySchema(): JSONSchemaProps {
       status: string("Created, Assigned or Unassigned; empty (objects from before 1.6) counts as Assigned."),
       availableReplicas: int32(),
     }),
+    error: object(
+      "Set by MIC while ARM refuses the assignment for a reason retrying alone will not fix (status stays Created); removed once it succeeds.",
+      {
+        code: string("ARM's error code, e.g. FailedIdentityOperation or LinkedAuthorizationFailed."),
+        message: string("ARM's message (at most 1024 characters)."),
+        lastTransitionTime: { type: "string", format: "date-time", description: "When MIC first saw this error." },
+      },
+    ),
     metadata: nestedMetadata,
   });
   return root("AzureAssignedIdentity contains the identity <-> pod mapping which is matched.", spec, status, true);

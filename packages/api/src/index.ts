@@ -53,12 +53,14 @@ export type {
 } from "./azure-identity-binding";
 export {
   ASSIGNED_IDENTITY_STATE,
+  ASSIGNMENT_ERROR_MAX_MESSAGE_LENGTH,
   assignedIdentityState,
   normalizeAzureAssignedIdentity,
   validateAzureAssignedIdentity,
 } from "./azure-assigned-identity";
 export type {
   AssignedIdentityState,
+  AssignmentError,
   AzureAssignedIdentity,
   AzureAssignedIdentityList,
   AzureAssignedIdentitySpec,

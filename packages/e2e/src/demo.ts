@@ -5,6 +5,10 @@
 //
 //   node dist/demo.js           run it and shut everything down
 //   node dist/demo.js --keep    leave it running (kubeconfig, env and nsenter commands printed) until Ctrl-C
+//   node dist/demo.js exec [--pod NAME] -- COMMAND…   run one's own program in a pod of the kept demo
+//
+// Ctrl-C or SIGTERM stops everything and exits 0 once the shutdown is complete (1 if it failed), so that make, pnpm
+// and shells around it print no error for a stop that was asked for.
 import type { ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { execFile } from "node:child_process";
@@ -16,6 +20,7 @@ import { enterPrivateNetns, outerInitPid } from "./enter-private-netns";
 import { renderTable } from "./kubectl-table";
 import { ASSIGNED_IDENTITIES_PATH } from "./assigned-identity-watch";
 import { identityManifest } from "./manifests";
+import { execInKeptDemo, removeKeptDemoState, writeKeptDemoState } from "./kept-demo";
 
 const keep = process.argv.includes("--keep");
 const out = (line = ""): void => void process.stdout.write(line + "\n");
@@ -72,7 +77,16 @@ async function inside(mode: string): Promise<number> {
     if (stopping) return;
     stopping = true;
     out(`\n${signal}: stopping NMI (removes its iptables rules), MIC, the pods, nodes and emulators…`);
-    void shutdown().finally(() => process.exit(130));
+    void Promise.all([shutdown(), keep ? removeKeptDemoState() : undefined]).then(
+      () => {
+        out("Stopped.");
+        process.exit(0);
+      },
+      (error: unknown) => {
+        out(`✘ shutdown failed: ${(error as Error).message}`);
+        process.exit(1);
+      },
+    );
   };
   process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
 
@@ -201,12 +215,25 @@ async function inside(mode: string): Promise<number> {
       const pid = await outerInitPid();
       const enter = pid === undefined ? "<enter the namespace>" : `${mode === "root" ? "sudo " : ""}nsenter --target ${pid} ${mode === "root" ? "" : "--user --preserve-credentials "}--net --mount`;
       const pod = c.topology.pod(DEMO.pod);
+      // both pods are Running in their own namespaces (not hostNetwork): netns and files are set
+      const kept = [pod, c.topology.pod(DEMO.deniedPod)].flatMap((p) => (p.netns && p.files ? [{ name: p.name, namespace: "default", netns: p.netns, hostsFile: p.files.hostsFile, resolvFile: p.files.resolvFile }] : []));
+      const statePath = pid === undefined ? undefined : await writeKeptDemoState({
+        initPid: pid,
+        mode: mode === "root" ? "root" : "rootless",
+        pods: kept,
+        env: { ...pod.files?.caEnv, KEY_VAULT_URL: c.vaultUrl, SECRET_NAME: DEMO.secretName },
+      });
       out();
       out(`Running (--keep). Kubernetes: ${c.kube.url}, admin kubeconfig ${c.paths.adminKubeconfig}; logs in ${c.workDir}`);
       out("Everything lives in the private namespaces; from another terminal:");
       out(`  ${enter} kubectl --kubeconfig ${c.paths.adminKubeconfig} get azureassignedidentities -A`);
       out(`  ${enter} ip netns exec ${pod.netns} curl -s -H Metadata:true 'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net'`);
       out(`  ${enter} cat ${c.workDir}/nmi-${node.name}.log`);
+      if (statePath) {
+        out(`Your own program in pod ${DEMO.pod} (bound to '${DEMO.identity}'; KEY_VAULT_URL, SECRET_NAME and the CA set; real Azure host names resolve to the emulators), from the repository root:`);
+        out(`  ${mode === "root" ? "sudo env PATH=\"$PATH\" " : ""}node packages/e2e/dist/demo.js exec -- node "$PWD/packages/examples/dist/keyvault-secret.js"`);
+        out(`  (--pod ${DEMO.deniedPod} for the unlabelled pod; state in ${statePath})`);
+      }
       out(`env: KUBECONFIG=${c.paths.adminKubeconfig} NODE_EXTRA_CA_CERTS=${c.paths.ca} REQUESTS_CA_BUNDLE=${c.paths.ca} AZURE_TENANT_ID=${c.cloud.tenantId} AZURE_SUBSCRIPTION_ID=${c.cloud.subscriptionId}`);
       out("Ctrl-C stops it.");
       await new Promise<never>(() => undefined);
@@ -234,7 +261,8 @@ async function inside(mode: string): Promise<number> {
     out(`Done in ${seconds(Date.now() - startedAtMs)}.`);
     return 0;
   } catch (error) {
-    if (stopping) return 130;
+    // a failure caused by the shutdown a signal started: the signal handler reports and exits
+    if (stopping) return new Promise<never>(() => undefined);
     out(`✘ ${(error as Error).message}`);
     await shutdown();
     return 1;
@@ -243,6 +271,7 @@ async function inside(mode: string): Promise<number> {
   }
 }
 
+if (process.argv[2] === "exec") process.exit(await execInKeptDemo(process.argv.slice(3), (l) => void process.stderr.write(l + "\n")));
 const entered = await enterPrivateNetns(process.argv.slice(1), (l) => out(l));
 if (entered.inside) process.exit(await inside(entered.mode));
 else process.exit(entered.exitCode);

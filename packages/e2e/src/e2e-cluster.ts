@@ -11,7 +11,7 @@ import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { customResourceDefinitions } from "@podidentity/api";
-import { nmiDaemonSet, resolveInstallOptions } from "@podidentity/install";
+import { INSTALL_NAMES, nmiDaemonSet, resolveInstallOptions } from "@podidentity/install";
 import {
   AzureCloud,
   KubeApiServer,
@@ -277,7 +277,7 @@ export class E2eCluster {
       "--authority-host", "https://login.microsoftonline.com",
       // The Lease as deploy/podidentity-standard.yaml names it, so its RBAC (resourceNames) is what the suite checks.
       "--leader-election-namespace", "kube-system",
-      "--leader-election-name", "podidentity-mic",
+      "--leader-election-name", INSTALL_NAMES.leaseName,
       "--leader-election-instance", micInstance(i),
       "--http-probe-port", String(probePort),
       "--prometheus-port", String(MIC_METRICS_PORT + i),
@@ -435,8 +435,12 @@ export class E2eCluster {
     return pod;
   }
 
-  removePod(pod: TopologyPod): Promise<void> {
-    return this.topology.removePod(pod.name, pod.namespace);
+  /**
+   * `kubectl delete pod` and its kubelet: the pod terminates gracefully (SIGTERM, its grace period — `gracePeriodSeconds`,
+   * else 30 s, at the testbed's time scale — then SIGKILL) and is gone when this resolves.
+   */
+  removePod(pod: TopologyPod, options: { gracePeriodSeconds?: number } = {}): Promise<void> {
+    return this.topology.removePod(pod.name, pod.namespace, options);
   }
 
   /** Changes a pod's `aadpodidbinding` label in Kubernetes (`kubectl label pod … aadpodidbinding=… --overwrite`). */

@@ -44,6 +44,15 @@ export async function enterPrivateNetns(argv: readonly string[], out: (line: str
   // Ctrl-C reaches the inner program directly (same process group); this process waits for it to finish.
   const ignore = (): void => undefined;
   process.on("SIGTERM", forward).on("SIGHUP", forward).on("SIGINT", ignore);
+  // A wrapper killed without passing a signal on (SIGKILL to make or pnpm) leaves this process orphaned: a new parent
+  // is the sign to stop as for SIGTERM, so the cluster never keeps running unattended.
+  const parent = process.ppid;
+  const orphanWatch = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(orphanWatch);
+      forward("SIGTERM");
+    }
+  }, 250);
   const tellInitPid = (): void => {
     if (child.pid === undefined || !child.stdin) return;
     const init = childPids(child.pid)[0];
@@ -59,6 +68,7 @@ export async function enterPrivateNetns(argv: readonly string[], out: (line: str
     child.once("error", reject);
     child.once("close", (code, signal) => resolve(code ?? (signal === "SIGKILL" ? 137 : 143)));
   });
+  clearInterval(orphanWatch);
   process.off("SIGTERM", forward).off("SIGHUP", forward).off("SIGINT", ignore);
   return { inside: false, exitCode };
 }

@@ -1,6 +1,7 @@
 // MIC's leader election with two real replicas (aad-pod-identity v1.8 e2e "disruptive"): killing the leader in the
 // middle of an assignment leaves the standby to take the Lease and finish it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { INSTALL_NAMES } from "@podidentity/install";
 import { E2eCluster, micInstance } from "../src/e2e-cluster";
 import { curlInPod, tokenUrl } from "./helpers/pod-clients";
 
@@ -17,7 +18,7 @@ describe("MIC leader election (two replicas)", () => {
   });
 
   it("the leader is killed (SIGKILL) while an assignment is in progress: the standby takes the Lease and the pod's identity ends Assigned and works", async () => {
-    const lease = (): Promise<{ spec?: Record<string, unknown> }> => cluster.admin.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/podidentity-mic");
+    const lease = (): Promise<{ spec?: Record<string, unknown> }> => cluster.admin.get(`/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/${INSTALL_NAMES.leaseName}`);
     expect((await lease()).spec?.["holderIdentity"]).toBe(micInstance(0));
 
     const id = await cluster.bindIdentity(cluster.createIdentity("failover-id"), { selector: "failover" });

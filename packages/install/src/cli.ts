@@ -1,5 +1,6 @@
 import { renderCrdsYaml } from "@podidentity/api";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { parseBool, parseCsv } from "@podidentity/daemon";
+import { Command, CommanderError, Option } from "commander";
 import { INSTALL_VERSION, InstallOptionsError, resolveInstallOptions, type InstallOptions } from "./install-options";
 import { identitiesFromValues, parseInstallValues } from "./install-values";
 import { installWarnings, renderInstallYaml } from "./render-install-yaml";
@@ -11,19 +12,12 @@ export interface CliIo {
   readFile: (path: string) => string;
 }
 
-function bool(value: string | boolean | undefined): boolean {
-  if (value === undefined || value === true) return true;
-  if (value === false) return false;
-  const v = value.trim().toLowerCase();
-  if (["true", "1", "t", "yes"].includes(v)) return true;
-  if (["false", "0", "f", "no"].includes(v)) return false;
-  throw new InvalidArgumentError(`expected true or false, got "${value}"`);
-}
-
-const csv = (value: string): string[] => value.split(",").map((s) => s.trim()).filter(Boolean);
+const bool = parseBool;
+const csv = parseCsv;
 
 interface RenderFlags {
   mode?: string;
+  kubeVersion?: string;
   namespace?: string;
   forceNamespaced?: boolean;
   imageRegistry?: string;
@@ -52,6 +46,7 @@ function render(flags: RenderFlags, io: CliIo, argv: readonly string[]): void {
     ...(flags.azureJsonSecret !== undefined && { azureJsonSecret: flags.azureJsonSecret }),
     ...(flags.immutableUserMsis !== undefined && { immutableUserMsis: flags.immutableUserMsis }),
     ...(flags.allowAccessToSecrets !== undefined && { allowAccessToSecrets: flags.allowAccessToSecrets }),
+    ...(flags.kubeVersion !== undefined && { kubeVersion: flags.kubeVersion }),
   });
   const options = { ...base, identities: values ? identitiesFromValues(values, base.namespace) : [] };
   for (const warning of installWarnings(options)) io.stderr(`warning: ${warning}\n`);
@@ -83,6 +78,7 @@ export function runCli(argv: readonly string[], io: CliIo): number {
     .option("--azure-json-secret <name>", "Secret with MIC's azure.json under the key azure.json (default podidentity-azure-json)")
     .option("--immutable-user-msis <clientIds>", "comma-separated client IDs MIC never removes from a VM/VMSS", csv)
     .option("--allow-access-to-secrets [bool]", "let NMI read Secrets (needed by service-principal identities)", bool)
+    .option("--kube-version <version>", "the cluster's Kubernetes version (e.g. v1.28.4): refuse to render below the minimum, 1.21")
     .option("--values <file>", "YAML values like aad-pod-identity v1.8's chart: azureIdentities, operationMode, forceNamespaced, mic.immutableUserMSIs, rbac.allowAccessToSecrets")
     .option("--crds", "print only the CustomResourceDefinitions (= deploy/crds/crds.yaml)")
     .action((flags: RenderFlags) => render(flags, io, argv));

@@ -4,6 +4,9 @@ export {
   INSTALL_PORTS,
   INSTALL_VERSION,
   InstallOptionsError,
+  checkKubeVersion,
+  KUBERNETES_VERSION_NEEDS,
+  MIN_KUBERNETES_VERSION,
   resolveInstallOptions,
 } from "./install-options";
 export type { IdentityWithBinding, InstallOptions, OperationMode } from "./install-options";

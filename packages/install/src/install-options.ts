@@ -24,7 +24,24 @@ export interface InstallOptions {
   allowAccessToSecrets: boolean;
   /** AzureIdentity and AzureIdentityBinding objects to render with the install (from a values file). */
   identities: readonly IdentityWithBinding[];
+  /**
+   * The target cluster's Kubernetes version (`--kube-version`, e.g. `v1.28.4` or `1.28`): render refuses one below
+   * MIN_KUBERNETES_VERSION instead of printing manifests its API server would reject. Unset: not checked.
+   */
+  kubeVersion?: string | undefined;
 }
+
+/**
+ * The oldest Kubernetes the rendered manifests work on, and why: the newest API version or field each needs
+ * (docs/install.md, "Requirements").
+ */
+export const MIN_KUBERNETES_VERSION = { major: 1, minor: 21 } as const;
+export const KUBERNETES_VERSION_NEEDS: readonly { minor: number; what: string }[] = [
+  { minor: 21, what: "PodDisruptionBudget policy/v1 (MIC's PDB)" },
+  { minor: 19, what: "seccompProfile and topologySpreadConstraints in the pod specs" },
+  { minor: 16, what: "CustomResourceDefinition apiextensions.k8s.io/v1" },
+  { minor: 14, what: "Lease coordination.k8s.io/v1 (MIC's leader election)" },
+];
 
 export interface IdentityWithBinding {
   identity: AzureIdentity;
@@ -57,7 +74,8 @@ export const INSTALL_NAMES = {
   aksAddonException: "aks-addon-exception",
   aksAddonExceptionNamespace: "kube-system",
   /** The Lease MIC replicas compete for (coordination.k8s.io/v1). */
-  leaseName: "podidentity-mic",
+  /** v1.8's default name, which is also MIC's own default (DEFAULT_MIC_OPTIONS; tested): MIC run without --leader-election-name works under this Role. */
+  leaseName: "aad-pod-identity-mic",
   /** Where the azure.json Secret is mounted in MIC's container. */
   cloudConfigDir: "/etc/podidentity",
   cloudConfigKey: "azure.json",
@@ -109,10 +127,23 @@ export function resolveInstallOptions(input: Partial<InstallOptions> = {}): Inst
   if (!DNS_SUBDOMAIN.test(o.azureJsonSecret) || o.azureJsonSecret.length > 253) {
     throw new InstallOptionsError(`--azure-json-secret must be a Secret name, got "${o.azureJsonSecret}"`);
   }
+  if (o.kubeVersion !== undefined) checkKubeVersion(o.kubeVersion);
   for (const id of o.immutableUserMsis) {
     if (!/^[0-9a-fA-F-]{36}$/.test(id)) {
       throw new InstallOptionsError(`--immutable-user-msis takes client IDs (GUIDs), got "${id}"`);
     }
   }
   return { ...o, immutableUserMsis: [...o.immutableUserMsis], identities: [...o.identities] };
+}
+
+/** Throws InstallOptionsError for a version that is not one, or is below MIN_KUBERNETES_VERSION, naming what needs more. */
+export function checkKubeVersion(version: string): void {
+  const m = /^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.+-]*)?$/.exec(version.trim());
+  if (!m) throw new InstallOptionsError(`--kube-version must look like "v1.28.4" or "1.28", got "${version}"`);
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  const min = MIN_KUBERNETES_VERSION;
+  if (major > min.major || (major === min.major && minor >= min.minor)) return;
+  const missing = KUBERNETES_VERSION_NEEDS.filter((n) => major < min.major || minor < n.minor).map((n) => `${n.what} needs >= ${min.major}.${n.minor}`);
+  throw new InstallOptionsError(`--kube-version ${version} is below the minimum Kubernetes ${min.major}.${min.minor} these manifests need: ${missing.join("; ")}. Upgrade the cluster first.`);
 }

@@ -76,7 +76,7 @@ export function micDeployment(o: InstallOptions): IDeployment {
               ],
               ...httpProbes(),
               // v1.8's chart values; MIC holds informer caches of pods, nodes and the custom resources.
-              resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "200m", memory: "1024Mi" } },
+              resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "200m", memory: "1Gi" } },
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,

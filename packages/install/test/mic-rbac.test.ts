@@ -1,48 +1,23 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { API_GROUP_VERSION, customResourceDefinitions } from "@podidentity/api";
 import { AzureCloud, KubeApiServer, type KubeObject } from "@podidentity/testbed";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkRbacCoverage, INSTALL_NAMES, renderManifests, rulesForServiceAccount } from "../src/index";
+import { commandLine, freePort, MIC_MAIN, until } from "./helpers/mic-process";
 
-const MIC_MAIN = resolve(import.meta.dirname, "../../mic/dist/main.js");
 const NS = "kube-system";
 const MIC_USER = `system:serviceaccount:${NS}:${INSTALL_NAMES.mic}`;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-async function until<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** The container's args with `$(VAR)` expanded as the kubelet does, and overrides replacing flags of the same name. */
-function commandLine(args: readonly string[], env: Record<string, string>, overrides: Record<string, string>): string[] {
-  const expanded = args.map((a) => a.replace(/\$\(([A-Z_]+)\)/g, (_, v: string) => env[v] ?? `$(${v})`));
-  const kept = expanded.filter((a) => !(a.split("=")[0]! in overrides));
-  return [...kept, ...Object.entries(overrides).map(([flag, value]) => `${flag}=${value}`)];
-}
 
 const ci = process.env["CI"] === "true";
 
 // MIC is a devDependency, so turbo builds it before this suite; a local run without a build skips it, CI fails.
 // The e2e suite repeats this for MIC and NMI on network-namespace nodes.
+// Here RBAC is checked against the emulator's request log; test/real-kube.test.ts has the real authorizer enforce it.
 describe.skipIf(!existsSync(MIC_MAIN) && !ci)("MIC started with the rendered command line, as its service account", () => {
   let cloud: AzureCloud;
   let kube: KubeApiServer;

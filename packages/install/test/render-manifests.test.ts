@@ -108,7 +108,7 @@ describe("renderManifests", () => {
       expect.arrayContaining([
         "--cloudconfig=/etc/podidentity/azure.json",
         "--leader-election-namespace=$(MIC_POD_NAMESPACE)",
-        "--leader-election-name=podidentity-mic",
+        "--leader-election-name=aad-pod-identity-mic",
         `--http-probe-port=${INSTALL_PORTS.micHttpProbe}`,
         "--force-namespaced=true",
       ]),

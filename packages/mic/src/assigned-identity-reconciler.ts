@@ -3,6 +3,7 @@ import {
   API_GROUP_VERSION,
   ASSIGNED_IDENTITY_FINALIZER,
   ASSIGNED_IDENTITY_STATE,
+  ASSIGNMENT_ERROR_MAX_MESSAGE_LENGTH,
   AZURE_ASSIGNED_IDENTITY_NAMES,
   IDENTITY_TYPE,
   NODENAME_LABEL,
@@ -12,7 +13,7 @@ import {
   type AzureIdentityBinding,
 } from "@podidentity/api";
 import type { Logger } from "pino";
-import type { AssignmentEngine } from "./assignment-engine";
+import type { AssignmentEngine, IdentityFailure } from "./assignment-engine";
 import {
   ADDED_BY_ANNOTATION,
   COMPUTE_RESOURCE_ANNOTATION,
@@ -218,6 +219,7 @@ export class AssignedIdentityReconciler {
       const message = `Applying binding ${nameOf(desired.binding)} node ${desired.nodeName} for pod ${desired.pod} resulted in error ${failure.message}`;
       this.#o.events.record(bindingRef(desired.binding), "Warning", "binding apply error", message);
       this.#o.events.record(podRef(desired), "Warning", "binding apply error", message);
+      if (failure.permanent) await this.#recordError(existing, failure.permanent);
       return { requeueAfterMs: failure.retryAtMs - now + 50 };
     }
     const pending = this.#assignTickets.get(desired.key);
@@ -242,10 +244,24 @@ export class AssignedIdentityReconciler {
     );
   }
 
+  /**
+   * `status.error`: ARM's code and message for a failure retrying alone will not fix, so NMI can answer at once
+   * and `kubectl describe` shows why. `status.status` stays Created (what v1.8 readers understand); written only
+   * when the error differs from what the object already says.
+   */
+  async #recordError(existing: IndexedAssignment, error: NonNullable<IdentityFailure["permanent"]>): Promise<void> {
+    const message = error.message.length > ASSIGNMENT_ERROR_MAX_MESSAGE_LENGTH ? `${error.message.slice(0, ASSIGNMENT_ERROR_MAX_MESSAGE_LENGTH - 1)}…` : error.message;
+    const current = existing.object.status?.error;
+    if (current?.code === error.code && current.message === message) return;
+    const lastTransitionTime = new Date(error.sinceMs).toISOString().replace(/\.\d+Z$/, "Z");
+    await this.#patch(existing, { status: { error: { code: error.code, message, lastTransitionTime } } });
+  }
+
   async #markAssigned(desired: DesiredAssignment, existing: IndexedAssignment, addedBy: string | undefined): Promise<void> {
     await this.#patch(existing, {
       metadata: { annotations: this.#annotations(desired, addedBy) },
-      status: { status: ASSIGNED_IDENTITY_STATE.Assigned, availableReplicas: 1 },
+      // Merge patch: null removes a permanent error recorded by an earlier attempt.
+      status: { status: ASSIGNED_IDENTITY_STATE.Assigned, availableReplicas: 1, ...(existing.object.status?.error && { error: null }) },
     });
     this.#assignTickets.delete(desired.key);
     this.#assigned(desired);

@@ -2,7 +2,8 @@ import type { Logger } from "pino";
 import type { ComputeClient, ComputeIdentityState } from "./arm/compute-client";
 import type { ComputeTarget } from "./arm/compute-target";
 import type { Clock } from "./clock";
-import { ArmRequestError, isAbortError } from "./errors";
+import { classifyArmFailure, isOperationConflict } from "./arm/arm-failure";
+import { isAbortError } from "./errors";
 import { describe } from "./kube/informer";
 
 export interface TargetObservation {
@@ -13,9 +14,15 @@ export interface TargetObservation {
 }
 
 export interface IdentityFailure {
+  /** `<ARM code>: <ARM message>`, for events. */
   readonly message: string;
   readonly attempts: number;
   readonly retryAtMs: number;
+  /**
+   * Set when retrying alone cannot fix it (arm/arm-failure.ts): ARM's code and message, and since when this same
+   * error has been seen (kept across retries that fail the same way).
+   */
+  readonly permanent?: { readonly code: string; readonly message: string; readonly sinceMs: number };
 }
 
 /** What the engine reads about the cluster, each sync afresh (level-based). */
@@ -45,7 +52,7 @@ export interface AssignmentEngineOptions {
   batchWindowMs: number;
   /** Reuse the state our own PATCH returned for this long instead of GETting again. */
   stateTtlMs: number;
-  /** Backoff of one identity ARM refused (FailedIdentityOperation): initial doubling to max. */
+  /** Backoff of one identity ARM refused (arm/arm-failure.ts): initial doubling to max. */
   identityBackoffInitialMs: number;
   identityBackoffMaxMs: number;
   /** Backoff of a whole VM/VMSS after other failures (5xx, network). */
@@ -73,8 +80,9 @@ interface TargetWork {
  * One work loop per VM/VMSS, none blocking another (v1.8 ran one blocking cycle over all of them). A request
  * while a PATCH is in flight only bumps the target's ticket, so everything asked for meanwhile goes into the next
  * PATCH together (coalescing). Each sync reads what is needed now (planner), diffs it against ARM's state, and
- * sends delta PATCHes; identities ARM names in FailedIdentityOperation are set aside with their own backoff
- * while the rest are applied.
+ * sends delta PATCHes; identities ARM refuses (named in its error, or all of a PATCH's additions for a permanent
+ * error naming none: arm/arm-failure.ts) are set aside with their own backoff while the rest are applied, and
+ * `retryNow` ends that backoff when their AzureIdentity is edited.
  */
 export class AssignmentEngine {
   readonly #o: AssignmentEngineOptions;
@@ -111,6 +119,20 @@ export class AssignmentEngine {
 
   failure(targetKey: string, resourceId: string): IdentityFailure | undefined {
     return this.#work.get(targetKey)?.failures.get(resourceId);
+  }
+
+  /**
+   * Forgets the backoff of `resourceId` (canonical) everywhere and syncs the VM/VMSSes it failed on now: its
+   * AzureIdentity changed, so the next attempt may succeed. Returns how many were asked to sync.
+   */
+  retryNow(resourceId: string): number {
+    let n = 0;
+    for (const work of this.#work.values()) {
+      if (!work.failures.delete(resourceId)) continue;
+      this.request(work.target, { refresh: true });
+      n++;
+    }
+    return n;
   }
 
   /** Targets with work queued or running (for the pending-assignments gauge and tests). */
@@ -172,9 +194,16 @@ export class AssignmentEngine {
       planner.observed?.(target.key, state);
     }
     if (!state.exists || /^deleting$/i.test(state.provisioningState ?? "")) return false;
-    // Another operation (another MIC's PATCH before a restart, an AKS upgrade) is still running: what GET shows
-    // is not in effect yet. Look again shortly; assignments are not marked Assigned from an Updating state.
-    if (/^updating$/i.test(state.provisioningState ?? "")) this.#scheduleRetry(work, this.#o.targetBackoffInitialMs);
+    // Another operation (another MIC's PATCH before a restart, an AKS upgrade) is still running: a PATCH now would
+    // be refused (409 Conflict) or preempt it, and what GET shows is not in effect yet. Wait for it to end, then
+    // plan from what it left.
+    if (/^updating$/i.test(state.provisioningState ?? "")) {
+      logger.info({ target: target.resourceId }, "another operation is running on the VM/VMSS; waiting for it before updating identities");
+      ({ state } = await compute.waitForIdle(target, signal));
+      this.#remember(work, state, false);
+      planner.observed?.(target.key, state);
+      if (!state.exists || /^deleting$/i.test(state.provisioningState ?? "")) return false;
+    }
 
     const inBackoff = (id: string): boolean => (work.failures.get(id)?.retryAtMs ?? 0) > now;
     const add: string[] = [];
@@ -201,20 +230,41 @@ export class AssignmentEngine {
       return false;
     } catch (error) {
       work.state = undefined;
-      const requested = new Set([...add, ...readd]);
-      if (error instanceof ArmRequestError && error.fields.failedIdentityIds.some((id) => requested.has(id))) {
-        let soonest = Number.POSITIVE_INFINITY;
-        for (const id of error.fields.failedIdentityIds) {
-          const attempts = (work.failures.get(id)?.attempts ?? 0) + 1;
-          const delay = Math.min(this.#o.identityBackoffMaxMs, this.#o.identityBackoffInitialMs * 2 ** (attempts - 1));
-          work.failures.set(id, { message: `${error.fields.armCode}: ${error.message}`, attempts, retryAtMs: clock.now() + delay });
-          soonest = Math.min(soonest, delay);
-        }
-        this.#scheduleRetry(work, soonest);
-        logger.warn({ target: target.resourceId, failed: error.fields.failedIdentityIds, armCode: error.fields.armCode }, "ARM refused some identities; applying the others");
-        return true;
+      if (isOperationConflict(error)) {
+        // An operation started between our read and our PATCH (409), or a newer one preempted ours: wait for the
+        // running one and plan again at once. A conflict with nothing running is retried with the target's backoff.
+        const { state: idle, waited } = await compute.waitForIdle(target, signal);
+        this.#remember(work, idle, false);
+        planner.observed?.(target.key, idle);
+        logger.info({ target: target.resourceId, armCode: (error as { fields?: { armCode?: string } }).fields?.armCode, waited }, "ARM refused the PATCH while another operation ran; planning again");
+        if (waited) return true;
+        throw error;
       }
-      throw error;
+      const requested = new Set([...add, ...readd]);
+      const failure = classifyArmFailure(error);
+      // The identities to set aside: those ARM names; for a permanent error naming none (AuthorizationFailed on
+      // the VM/VMSS itself), every identity this PATCH added, since none of them can be added until it is fixed.
+      const named = failure.identityIds.filter((id) => requested.has(id));
+      const blamed = named.length > 0 ? named : failure.permanent ? [...requested] : [];
+      if (blamed.length === 0) throw error;
+      const now = clock.now();
+      let soonest = Number.POSITIVE_INFINITY;
+      for (const id of blamed) {
+        const previous = work.failures.get(id);
+        const attempts = (previous?.attempts ?? 0) + 1;
+        const delay = Math.min(this.#o.identityBackoffMaxMs, this.#o.identityBackoffInitialMs * 2 ** (attempts - 1));
+        const same = previous?.permanent?.code === failure.code && previous.permanent.message === failure.message;
+        work.failures.set(id, {
+          message: `${failure.code}: ${failure.message}`,
+          attempts,
+          retryAtMs: now + delay,
+          ...(failure.permanent && { permanent: { code: failure.code, message: failure.message, sinceMs: same ? previous!.permanent!.sinceMs : now } }),
+        });
+        soonest = Math.min(soonest, delay);
+      }
+      this.#scheduleRetry(work, soonest);
+      logger.warn({ target: target.resourceId, failed: blamed, armCode: failure.code, permanent: failure.permanent, retryInMs: soonest }, "ARM refused some identities; applying the others");
+      return true;
     }
   }
 

@@ -45,6 +45,8 @@ export class ArmRequestError extends Error {
     readonly fields: {
       statusCode: number;
       armCode: string;
+      /** ARM's own message, as it came (the error's message adds the operation and status). */
+      armMessage?: string;
       operation: string;
       /** From Retry-After on 429/503, when given. */
       retryAfterMs?: number;

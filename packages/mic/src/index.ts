@@ -29,4 +29,3 @@ export { WriteBudget } from "./arm/write-budget";
 export type { WriteBudgetOptions } from "./arm/write-budget";
 export { systemClock } from "./clock";
 export type { Clock } from "./clock";
-export { parseDuration } from "./duration";

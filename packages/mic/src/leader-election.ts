@@ -55,6 +55,7 @@ export class LeaderElector {
   #observed: { record: string; atMs: number } | undefined;
   #lastRenewMs = 0;
   #loop: Promise<void> | undefined;
+  #forbidden: string | undefined;
 
   constructor(client: KubeClient, options: LeaderElectionOptions, callbacks: LeaderCallbacks) {
     if (!(options.renewDeadlineMs < options.leaseDurationMs)) throw new RangeError("LeaderElector: renewDeadlineMs must be shorter than leaseDurationMs");
@@ -66,6 +67,15 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.#term !== undefined && !this.#term.signal.aborted;
+  }
+
+  /**
+   * Why this replica cannot take part in the election, while the API refuses it the Lease (403: RBAC does not allow
+   * this name or namespace); undefined once a request succeeds again. A 403 does not go away by retrying, so the
+   * replica says so on /readyz instead of staying a silent standby forever.
+   */
+  get problem(): string | undefined {
+    return this.#forbidden;
   }
 
   start(): void {
@@ -93,9 +103,18 @@ export class LeaderElector {
       let ok = false;
       try {
         ok = await this.#tryAcquireOrRenew(signal);
+        this.#forbidden = undefined;
       } catch (error) {
         if (signal.aborted || isAbortError(error)) break;
-        logger.warn({ err: describe(error), lease: `${this.#o.namespace}/${this.#o.name}` }, "lease request failed");
+        const lease = `${this.#o.namespace}/${this.#o.name}`;
+        if (error instanceof KubeApiError && error.statusCode === 403) {
+          const problem = `the Kubernetes API forbids this replica its Lease ${lease} (${error.message}); grant get/update on leases "${this.#o.name}" and create on leases in namespace ${this.#o.namespace} (the rendered Role does), or pass the --leader-election-name/--leader-election-namespace it allows`;
+          // Logged once per change, not once per retry period.
+          if (this.#forbidden !== problem) logger.error({ err: describe(error), lease }, "leader election is forbidden: this replica can never lead");
+          this.#forbidden = problem;
+        } else {
+          logger.warn({ err: describe(error), lease }, "lease request failed");
+        }
       }
       const now = clock.now();
       if (ok) {

@@ -1,31 +1,19 @@
 import { readFileSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
+import { forceNamespacedSetting, goStyleArgs, longFlagNames, parseBool, parseCsv, parseDuration, parsePort, takeLegacyFlags } from "@podidentity/daemon";
 import { Command, Option } from "commander";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { ReloadingArmCredential, cloudConfigFromEnv, cloudEndpoints, createArmCredential, readCloudConfig } from "./cloud-config";
 import { DEFAULT_MIC_OPTIONS } from "./config";
-import { parseDuration } from "./duration";
 import { Mic } from "./mic";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
-function parseBool(text: string | undefined): boolean {
-  if (text === undefined) return true;
-  if (/^(true|1|t|yes)$/i.test(text)) return true;
-  if (/^(false|0|f|no)$/i.test(text)) return false;
-  throw new Error(`invalid boolean "${text}"`);
-}
-
-function parsePort(text: string): number {
-  const port = Number(text);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port "${text}"`);
-  return port;
-}
-
-/** v1.8 used Go's flag package, which also accepts a single dash (`-kubeconfig=…`); commander needs two. */
-function goStyleArgs(argv: string[]): string[] {
-  return argv.map((a) => (/^-[a-zA-Z][\w-]+/.test(a) && !a.startsWith("--") ? `-${a}` : a));
-}
+/**
+ * Log lines go to stdout synchronously: pino's default asynchronous stream reorders the lines written just before
+ * `process.exit` (the first write still in flight lands after the flushed rest), which garbles a fatal startup.
+ */
+const stdout = pino.destination({ dest: 1, sync: true });
 
 async function main(): Promise<void> {
   const env = process.env;
@@ -37,33 +25,46 @@ async function main(): Promise<void> {
     .addOption(new Option("--force-namespaced [bool]", "namespaced matching (also env FORCENAMESPACED)").argParser(parseBool))
     .addOption(new Option("--forceNamespaced [bool]", "alias of --force-namespaced (v1.8)").argParser(parseBool))
     .option("--immutable-user-msis <clientIds>", "comma-separated client IDs never removed from a VM/VMSS", "")
-    .option("--identity-assignment-reconcile-interval <duration>", "drift repair interval", "3m")
+    .addOption(new Option("--identity-assignment-reconcile-interval <duration>", "drift repair interval").argParser(parseDuration).default(DEFAULT_MIC_OPTIONS.identityAssignmentReconcileIntervalMs, "3m"))
     .option("--leader-election-instance <name>", "this replica's identity in the lease", DEFAULT_MIC_OPTIONS.leaderElection.identity)
     .option("--leader-election-namespace <ns>", "namespace of the Lease", env["MIC_POD_NAMESPACE"] ?? DEFAULT_MIC_OPTIONS.leaderElection.namespace)
     .option("--leader-election-name <name>", "name of the Lease", DEFAULT_MIC_OPTIONS.leaderElection.name)
-    .option("--leader-election-duration <duration>", "lease duration", "15s")
-    .option("--http-probe-port <port>", "/healthz and /readyz", String(DEFAULT_MIC_OPTIONS.httpProbePort))
-    .option("--prometheus-port <port>", "/metrics", String(DEFAULT_MIC_OPTIONS.prometheusPort))
+    .addOption(new Option("--leader-election-duration <duration>", "lease duration").argParser(parseDuration).default(DEFAULT_MIC_OPTIONS.leaderElection.leaseDurationMs, "15s"))
+    .option("--http-probe-port <port>", "/healthz and /readyz", parsePort, DEFAULT_MIC_OPTIONS.httpProbePort)
+    .option("--prometheus-port <port>", "/metrics", parsePort, DEFAULT_MIC_OPTIONS.prometheusPort)
     .option("--arm-endpoint <url>", "Azure Resource Manager endpoint (default: the cloud's)")
     .option("--authority-host <url>", "Entra ID authority host (default: the cloud's)")
     .option("--arm-write-budget <n/perMinute>", "PATCHes per VM/VMSS: burst/refill per minute", "12/4")
-    .option("--log-level <level>", "pino log level", env["LOG_LEVEL"] ?? "info")
-    // Accepted for v1.8 compatibility; MIC is level-based, so these have no job left.
-    .addOption(new Option("--syncRetryDuration <duration>").hideHelp())
-    .addOption(new Option("--log-format <format>").hideHelp())
-    .addOption(new Option("--enableScaleFeatures [bool]").hideHelp())
-    .addOption(new Option("--createDeleteBatch <n>").hideHelp())
-    .addOption(new Option("--clientQps <n>").hideHelp())
-    .addOption(new Option("--update-user-msi-max-retry <n>").hideHelp())
-    .addOption(new Option("--update-user-msi-retry-interval <duration>").hideHelp())
-    .addOption(new Option("--enable-type-upgrade [bool]").hideHelp())
-    .addOption(new Option("--custom-user-agent <ua>").hideHelp());
-  program.parse(goStyleArgs(process.argv));
-  const opts = program.opts<Record<string, string | boolean | undefined>>();
-  const logger = pino({ name: "podidentity-mic", level: String(opts["logLevel"]) });
+    .option("--log-level <level>", "pino log level (default: env LOG_LEVEL, or what klog's -v given by v1.8 manifests maps to, else info)");
+  // v1.8 used Go's flag package: one-dash long flags (`-kubeconfig=…`) work, and v1.8's flags MIC has no flag of
+  // that name for (klog's, --syncRetryDuration, --createDeleteBatch …) are mapped or ignored with a warning, never
+  // a crash-loop after a migration (@podidentity/daemon's legacy-flags.ts lists them with the reasons).
+  const userArgs = process.argv.slice(2);
+  let legacy: ReturnType<typeof takeLegacyFlags>;
+  try {
+    legacy = takeLegacyFlags(userArgs, "mic");
+  } catch (error) {
+    return program.error(`error: ${(error as Error).message}`, { exitCode: 1, code: "commander.invalidArgument" });
+  }
+  program.parse(goStyleArgs(legacy.args, longFlagNames(program.options.map((o) => o.flags))), { from: "user" });
+  const opts = program.opts<Record<string, unknown>>();
+  const logLevel = typeof opts["logLevel"] === "string" ? opts["logLevel"] : (env["LOG_LEVEL"] ?? legacy.logLevel ?? "info");
+  const logger = pino({ name: "podidentity-mic", level: logLevel }, stdout);
+  for (const notice of legacy.notices) {
+    if (notice.action === "ignored") logger.warn({ flag: notice.flag, reason: notice.detail }, "aad-pod-identity v1.8 flag ignored");
+    else logger.info({ flag: notice.flag, mappedTo: notice.detail }, "aad-pod-identity v1.8 flag mapped");
+  }
+  try {
+    await run(opts, logger);
+  } catch (error) {
+    logger.fatal({ err: (error as Error)?.message ?? String(error) }, "MIC could not start");
+    process.exit(1);
+  }
+}
 
-  const forceNamespaced =
-    (opts["forceNamespaced"] as boolean | undefined) ?? (env["FORCENAMESPACED"] !== undefined ? parseBool(env["FORCENAMESPACED"]) : DEFAULT_MIC_OPTIONS.forceNamespaced);
+async function run(opts: Record<string, unknown>, logger: Logger): Promise<void> {
+  const env = process.env;
+  const forceNamespaced = forceNamespacedSetting(opts["forceNamespaced"] as boolean | undefined, env, DEFAULT_MIC_OPTIONS.forceNamespaced);
   const cloudConfig = typeof opts["cloudconfig"] === "string" ? await readCloudConfig(opts["cloudconfig"]) : cloudConfigFromEnv(env);
   const endpoints = cloudEndpoints(cloudConfig.cloud);
   const authorityHost = (opts["authorityHost"] as string | undefined) ?? endpoints.authorityHost;
@@ -74,11 +75,11 @@ async function main(): Promise<void> {
       onError: (error) => logger.error({ err: error.message }, "azure.json changed but cannot be used; keeping the previous credential"),
     });
   }
-  const immutable = String(opts["immutableUserMsis"] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const immutable = parseCsv(String(opts["immutableUserMsis"] ?? ""));
   // v1.8: the cluster's own identity is never removed.
   if (cloudConfig.userAssignedIdentityID) immutable.push(cloudConfig.userAssignedIdentityID);
   const [burst, perMinute] = String(opts["armWriteBudget"]).split("/").map(Number);
-  const leaseDurationMs = parseDuration(String(opts["leaderElectionDuration"]));
+  const leaseDurationMs = opts["leaderElectionDuration"] as number;
 
   const kubeConfig = new KubeConfig();
   if (typeof opts["kubeconfig"] === "string" && opts["kubeconfig"] !== "") kubeConfig.loadFromFile(opts["kubeconfig"]);
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
     ...(cloudConfig.resourceGroup && { resourceGroup: cloudConfig.resourceGroup }),
     forceNamespaced,
     immutableUserMsis: immutable,
-    identityAssignmentReconcileIntervalMs: parseDuration(String(opts["identityAssignmentReconcileInterval"])),
+    identityAssignmentReconcileIntervalMs: opts["identityAssignmentReconcileInterval"] as number,
     leaderElection: {
       identity: String(opts["leaderElectionInstance"]),
       namespace: String(opts["leaderElectionNamespace"]),
@@ -102,9 +103,9 @@ async function main(): Promise<void> {
       renewDeadlineMs: Math.round((leaseDurationMs * 2) / 3),
       retryPeriodMs: Math.max(500, Math.round(leaseDurationMs / 7.5)),
     },
-    writeBudget: { capacity: burst || DEFAULT_MIC_OPTIONS.writeBudget.capacity, refillPerMinute: perMinute || DEFAULT_MIC_OPTIONS.writeBudget.refillPerMinute },
-    httpProbePort: parsePort(String(opts["httpProbePort"])),
-    prometheusPort: parsePort(String(opts["prometheusPort"])),
+    writeBudget: { ...DEFAULT_MIC_OPTIONS.writeBudget, capacity: burst || DEFAULT_MIC_OPTIONS.writeBudget.capacity, refillPerMinute: perMinute || DEFAULT_MIC_OPTIONS.writeBudget.refillPerMinute },
+    httpProbePort: opts["httpProbePort"] as number,
+    prometheusPort: opts["prometheusPort"] as number,
     logger,
     defaultMetrics: true,
   });
@@ -128,6 +129,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  // Only what fails before the logger exists (it logs everything after as JSON).
   console.error(`podidentity-mic: ${(error as Error)?.message ?? String(error)}`);
   process.exit(1);
 });

@@ -6,6 +6,7 @@ import {
   AZURE_IDENTITY_BINDING_NAMES,
   AZURE_IDENTITY_NAMES,
   POD_LABEL,
+  canonicalResourceId,
   nameOf,
   namespaceOf,
   normalizeAzureIdentity,
@@ -115,6 +116,8 @@ export class Mic {
   #ready = false;
   #stopped = false;
   readonly #legacyByNode = new Map<string, Set<string>>();
+  /** Each AzureIdentity's spec, labels and annotations as last seen: status writes (availableReplicas) are not edits. */
+  readonly #identityEdits = new Map<string, string>();
 
   constructor(options: MicOptions) {
     if (!options.kubeConfig) throw new TypeError("Mic: kubeConfig is required");
@@ -252,8 +255,13 @@ export class Mic {
           const n = normalizeAzureIdentity(raw);
           this.#problems?.invalid("AzureIdentity", n);
           this.desired.upsertIdentity(n.object);
+          this.#identityEdited(n.object);
         },
-        onDelete: (raw) => this.desired.deleteIdentity(normalizeAzureIdentity(raw).object),
+        onDelete: (raw) => {
+          const identity = normalizeAzureIdentity(raw).object;
+          this.#identityEdits.delete(`${namespaceOf(identity)}/${nameOf(identity)}`);
+          this.desired.deleteIdentity(identity);
+        },
       },
     );
     this.#bindingInformer = new Informer<AzureIdentityBinding>(
@@ -285,7 +293,7 @@ export class Mic {
     for (const informer of this.#informers) informer.start();
 
     if (o.httpProbePort !== undefined) {
-      const server = await startProbeServer({ ready: () => this.#ready, live: () => !this.#stopped, isLeader: () => this.isLeader }, o.httpProbePort, o.probeHost);
+      const server = await startProbeServer({ ready: () => this.#ready, live: () => !this.#stopped, isLeader: () => this.isLeader, notReadyReason: () => this.#elector?.problem }, o.httpProbePort, o.probeHost);
       this.#servers.push(server);
       this.#probeUrl = server.url;
     }
@@ -352,6 +360,23 @@ export class Mic {
     }
     this.#assignedChanged(item);
     this.#queue?.add(item.key);
+  }
+
+  /**
+   * A user edited an AzureIdentity (or re-created it): an identity ARM refused is tried again at once instead of
+   * after its backoff, so fixing the resource ID, or touching the object after fixing Azure, takes effect now.
+   */
+  #identityEdited(identity: AzureIdentity): void {
+    const key = `${namespaceOf(identity)}/${nameOf(identity)}`;
+    const { annotations, labels } = identity.metadata;
+    const edit = JSON.stringify([identity.spec, annotations ?? {}, labels ?? {}]);
+    if (this.#identityEdits.get(key) === edit) return;
+    this.#identityEdits.set(key, edit);
+    const resourceId = identity.spec.resourceID;
+    const engine = this.#term?.engine;
+    if (!engine || !resourceId) return;
+    const retried = engine.retryNow(canonicalResourceId(resourceId));
+    if (retried > 0) this.logger.info({ identity: key, targets: retried }, "AzureIdentity changed: retrying its failed assignments now");
   }
 
   #assignedChanged(item: IndexedAssignment): void {

@@ -8,6 +8,8 @@ export interface ProbeState {
   /** Process loops alive. */
   live(): boolean;
   isLeader(): boolean;
+  /** A condition that makes the replica not ready although synced (e.g. its Lease is forbidden); undefined: none. */
+  notReadyReason?(): string | undefined;
 }
 
 export interface RunningHttpServer {
@@ -38,7 +40,8 @@ async function listen(server: Server, port: number, host: string): Promise<Runni
 
 /**
  * `/healthz` (liveness: 200 while the loops run; the body says `Active` on the leader and `Not Active` on a
- * standby, as v1.8's probe did) and `/readyz` (200 once the informers synced, 503 before).
+ * standby, as v1.8's probe did) and `/readyz` (200 once the informers synced, 503 before, or while
+ * `notReadyReason` names a problem, with that reason as the body).
  */
 export function startProbeServer(state: ProbeState, port: number, host = "0.0.0.0"): Promise<RunningHttpServer> {
   const server = createServer((req, res) => {
@@ -49,8 +52,9 @@ export function startProbeServer(state: ProbeState, port: number, host = "0.0.0.
       return;
     }
     if (path === "/readyz") {
-      const ok = state.ready();
-      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready" : "informers not synced");
+      const problem = state.notReadyReason?.();
+      const ok = state.ready() && problem === undefined;
+      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready" : (problem ?? "informers not synced"));
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("not found");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { failedIdentityIds, nextIdentityType, nodeComputeTarget, parseDuration, planIdentityPatches, WriteBudget } from "../src/index";
+import { failedIdentityIds, nextIdentityType, nodeComputeTarget, planIdentityPatches, WriteBudget } from "../src/index";
 import { retryAfterMs } from "../src/arm/retry-after";
 import { cloudConfigFromEnv, createArmCredential, parseCloudConfig } from "../src/cloud-config";
 import { CloudConfigError } from "../src/errors";
@@ -95,14 +95,6 @@ describe("nodes to VM/VMSS", () => {
 });
 
 describe("flags and cloud config", () => {
-  it("parses Go durations", () => {
-    expect(parseDuration("3m")).toBe(180_000);
-    expect(parseDuration("1h30m")).toBe(5_400_000);
-    expect(parseDuration("500ms")).toBe(500);
-    expect(parseDuration("15")).toBe(15_000);
-    expect(() => parseDuration("soon")).toThrow(/invalid duration/);
-  });
-
   it("reads azure.json and v1.8's environment fallback; errors name keys, never secret values", () => {
     const config = parseCloudConfig(JSON.stringify({ cloud: "AzurePublicCloud", tenantId: "t", aadClientId: "c", aadClientSecret: "s3cret", subscriptionId: "sub", resourceGroup: "rg", useManagedIdentityExtension: false }));
     expect(config).toMatchObject({ tenantId: "t", aadClientId: "c", subscriptionId: "sub", resourceGroup: "rg", useManagedIdentityExtension: false });
@@ -141,5 +133,53 @@ describe("azure.json reload", () => {
     expect(errors[0]).toMatch(/aadClientId/);
     expect(errors[0]).not.toMatch(/rotated-secret/);
     expect((await credential.getToken("https://management.azure.com/.default"))?.token).toBe("previous");
+  });
+});
+
+describe("write budget paced from ARM's x-ms-ratelimit-remaining-* headers", () => {
+  const manual = (): { clock: { now(): number; sleep(ms: number): Promise<void> }; waits: number[] } => {
+    let now = 0;
+    const waits: number[] = [];
+    return { clock: { now: () => now, sleep: async (ms: number) => void (waits.push(ms), (now += ms)) }, waits };
+  };
+
+  it("lowers a VM/VMSS's bucket to what Compute reports left (other writers spend from it too)", async () => {
+    const { clock, waits } = manual();
+    const budget = new WriteBudget({ capacity: 12, refillPerMinute: 4 }, clock);
+    budget.observe("vmss", { "x-ms-ratelimit-remaining-resource": "Microsoft.Compute/PutVMSubscriptionMaximum;1499,Microsoft.Compute/VMScaleSetUpdateResource;0" });
+    expect(budget.waitMs("vmss")).toBe(15_000);
+    expect(budget.waitMs("other")).toBe(0);
+    await budget.acquire("vmss");
+    expect(waits).toEqual([15_000]);
+    // Unreadable parts are ignored, not taken as 0.
+    budget.observe("other", { "x-ms-ratelimit-remaining-resource": "garbage,Microsoft.Compute/X;" });
+    expect(budget.waitMs("other")).toBe(0);
+  });
+
+  it("at or below the low watermark of subscription writes, spaces every write at ARM's refill interval", async () => {
+    const { clock, waits } = manual();
+    const budget = new WriteBudget({ capacity: 12, refillPerMinute: 4, subscriptionLowWatermark: 20, subscriptionRefillIntervalMs: 100 }, clock);
+    expect(budget.subscriptionWritesRemaining()).toBeUndefined();
+    budget.observe(undefined, { "x-ms-ratelimit-remaining-subscription-writes": "23" });
+    for (const key of ["a", "b", "c"]) await budget.acquire(key);
+    expect(waits).toEqual([]);
+    // 20 left: the next write waits until ARM has refilled one, and so on, across all VM/VMSSes.
+    expect(budget.waitMs("d")).toBe(100);
+    await budget.acquire("d");
+    await budget.acquire("e");
+    expect(waits).toEqual([100, 100]);
+    // ARM's lower count (another client of the same principal) wins over our estimate; a higher one does not.
+    budget.observe("e", { "x-ms-ratelimit-remaining-subscription-writes": "5" });
+    expect(budget.waitMs("f")).toBe(1_600);
+    budget.observe("e", { "x-ms-ratelimit-remaining-subscription-writes": "199" });
+    expect(budget.waitMs("f")).toBe(1_600);
+  });
+
+  it("blocks every write after ARM's own subscription 429, one VM/VMSS after Compute's", () => {
+    const { clock } = manual();
+    const budget = new WriteBudget({ capacity: 12, refillPerMinute: 4 }, clock);
+    budget.block(undefined, 3_000);
+    expect([budget.waitMs("a"), budget.waitMs("b")]).toEqual([3_000, 3_000]);
+    expect(() => new WriteBudget({ capacity: 1, refillPerMinute: 1, subscriptionRefillIntervalMs: 0 }, clock)).toThrow(/WriteBudget: subscriptionRefillIntervalMs must be > 0/);
   });
 });

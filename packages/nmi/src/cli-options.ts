@@ -1,17 +1,9 @@
 import { isIP } from "node:net";
+import { forceNamespacedSetting, parseBool, parseDuration, parseInteger, takeLegacyFlags, type LegacyFlagNotice } from "@podidentity/daemon";
 import { Command, InvalidArgumentError } from "commander";
 import { DEFAULT_NMI_OPTIONS, type NmiConfigInput, type OperationMode } from "./config";
 import { IMDS_ROUTE_OPT_INS, parseImdsRouteOptIns, type ImdsRouteOptIn } from "./server/proxy-allowlist";
 import { NMI_VERSION } from "./version";
-
-function bool(value: string | boolean | undefined): boolean {
-  if (value === undefined || value === true) return true;
-  if (value === false) return false;
-  const v = value.trim().toLowerCase();
-  if (["true", "1", "t", "yes"].includes(v)) return true;
-  if (["false", "0", "f", "no"].includes(v)) return false;
-  throw new InvalidArgumentError(`expected true or false, got "${value}"`);
-}
 
 function parseImdsRouteOptInsFlag(value: string): ImdsRouteOptIn[] {
   try {
@@ -21,19 +13,13 @@ function parseImdsRouteOptInsFlag(value: string): ImdsRouteOptIn[] {
   }
 }
 
-function int(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
-  return n;
+/** Go durations (`20s`, `1m30s`, `1h`) or a bare number of seconds, rounded to whole milliseconds. */
+function durationMs(value: string): number {
+  return Math.round(parseDuration(value));
 }
 
-/** `20`, `20s`, `1500ms`, `1m` → milliseconds (pflag durations and plain seconds both work). */
-function durationMs(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
-  if (m === null) throw new InvalidArgumentError(`expected a duration like 20s, got "${value}"`);
-  const n = Number(m[1]);
-  return Math.round(m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000);
-}
+const bool = parseBool;
+const int = parseInteger;
 
 /**
  * The first IPv4 address of env HOST_IP, which may be a list (downward API `status.hostIPs`) or an IPv6 address
@@ -47,6 +33,8 @@ export interface CliOptions {
   config: NmiConfigInput;
   kubeconfig: string | undefined;
   logLevel: string;
+  /** aad-pod-identity v1.8 flags given that NMI maps or ignores: main.ts logs each once at startup. */
+  legacyFlags: LegacyFlagNotice[];
 }
 
 /**
@@ -95,16 +83,18 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
     .option("--kubelet-config <path>", "kubelet flags file checked for kubenet", d.kubeletConfigPath)
     .option("--allow-network-plugin-kubenet [bool]", "run on kubenet anyway", bool, d.allowNetworkPluginKubenet)
     .option("--token-cache [bool]", "cache tokens per identity and resource", bool, d.tokenCacheEnabled)
-    .option("--log-level <level>", "pino log level", "info")
+    .option("--log-level <level>", "pino log level (default: info, or what klog's -v given by v1.8 manifests maps to)")
     .addHelpText("after", `\nCommands:\n  ${CLEANUP_COMMAND}  remove NMI's iptables rules from this node and exit (uninstall; see ${CLEANUP_COMMAND} --help)`);
-  program.parse([...argv], { from: "user" });
+  // v1.8's flags NMI has no flag of that name for (klog's, --MICNamespace, the retry counts …): mapped or ignored,
+  // never a crash-loop after a migration (@podidentity/daemon's legacy-flags.ts lists them with the reasons).
+  const legacy = orUsageError(program, () => takeLegacyFlags(argv, "nmi"));
+  program.parse(legacy.args, { from: "user" });
   const o = program.opts<Record<string, unknown>>();
-  let forceNamespaced: boolean = d.forceNamespaced;
-  if (o["forceNamespaced"] !== undefined) forceNamespaced = o["forceNamespaced"] as boolean;
-  else if (env["FORCENAMESPACED"] !== undefined && env["FORCENAMESPACED"] !== "") forceNamespaced = bool(env["FORCENAMESPACED"]);
+  const forceNamespaced = orUsageError(program, () => forceNamespacedSetting(o["forceNamespaced"] as boolean | undefined, env, d.forceNamespaced));
   return {
     kubeconfig: typeof o["kubeconfig"] === "string" ? o["kubeconfig"] : undefined,
-    logLevel: String(o["logLevel"]),
+    logLevel: typeof o["logLevel"] === "string" ? o["logLevel"] : (legacy.logLevel ?? "info"),
+    legacyFlags: legacy.notices,
     config: {
       nodeName: String(o["node"] ?? env["NODE_NAME"] ?? ""),
       ...optionalString("podName", o["podName"] ?? env["POD_NAME"]),
@@ -134,6 +124,15 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
       tokenCacheEnabled: o["tokenCache"] as boolean,
     },
   };
+}
+
+/** `read()`'s value, or a usage error through commander (message on stderr, exit 1) for a CliValueError. */
+function orUsageError<T>(program: Command, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    return program.error(`error: ${(error as Error).message}`, { exitCode: 1, code: "commander.invalidArgument" });
+  }
 }
 
 function optionalString<K extends string>(key: K, value: unknown): { [P in K]?: string } {

@@ -9,6 +9,12 @@ export const NMI_ERROR_CODE = {
   NotBound: "podidentity_not_bound",
   PodUnknown: "podidentity_pod_unknown",
   Pending: "podidentity_pending",
+  /**
+   * 403 at once: the assignment cannot succeed as things are — MIC recorded ARM's refusal on the
+   * AzureAssignedIdentity (`status.error`), or in managed mode the node's IMDS kept answering "Identity not found"
+   * past the propagation grace. Not a wait: the AzureIdentity, the identity in Azure or MIC's permissions must change.
+   */
+  AssignmentFailed: "podidentity_assignment_failed",
   UpstreamUnavailable: "podidentity_upstream_unavailable",
   /**
    * A route or method NMI refuses, e.g. `/metadata/instance` with `--block-instance-metadata`, or `/host/token`
@@ -75,6 +81,15 @@ export class UpstreamRefusalError extends Error {
     const b = this.body as { error_description?: unknown } | undefined;
     return this.statusCode === 400 && typeof b?.error_description === "string" && /identity not found/i.test(b.error_description);
   }
+}
+
+/**
+ * Text from elsewhere (ARM's message) put into an answer to a pod: GUIDs that are not part of a resource path
+ * (client and object IDs, as in "The client '…' with object id '…'") redacted, and at most `maxLength` characters.
+ */
+export function redactForPod(text: string, maxLength: number): string {
+  const redacted = text.replace(/(?<![/\w-])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![\w-])/gi, (id) => redactId(id));
+  return redacted.length > maxLength ? `${redacted.slice(0, maxLength - 1)}…` : redacted;
 }
 
 /** Client IDs in logs and messages: first and last 4 characters only (issue 5). */

@@ -7,10 +7,16 @@ import { Nmi } from "./nmi";
 
 const argv = process.argv.slice(2);
 
+/**
+ * Log lines go to stdout synchronously: pino's default asynchronous stream reorders the lines written just before
+ * `process.exit` (the first write still in flight lands after the flushed rest), which garbles a fatal startup.
+ */
+const stdout = pino.destination({ dest: 1, sync: true });
+
 /** `podidentity-nmi cleanup`: remove the rules and exit; no API server, no listener. */
 async function cleanup(): Promise<void> {
   const options = parseCleanupOptions(argv.slice(1));
-  const logger = pino({ name: "podidentity-nmi", level: options.logLevel });
+  const logger = pino({ name: "podidentity-nmi", level: options.logLevel }, stdout);
   try {
     const report = await removeInterceptionRules(execRunner());
     logger.info({ backends: report.backends, removed: report.removed }, report.removed.length > 0 ? "NMI's iptables rules removed" : "no NMI iptables rules on this node: nothing to remove");
@@ -23,7 +29,11 @@ async function cleanup(): Promise<void> {
 
 async function serve(): Promise<void> {
   const options = parseCliOptions(argv, process.env);
-  const logger = pino({ name: "podidentity-nmi", level: options.logLevel, base: { node: options.config.nodeName } });
+  const logger = pino({ name: "podidentity-nmi", level: options.logLevel, base: { node: options.config.nodeName } }, stdout);
+  for (const notice of options.legacyFlags) {
+    if (notice.action === "ignored") logger.warn({ flag: notice.flag, reason: notice.detail }, "aad-pod-identity v1.8 flag ignored");
+    else logger.info({ flag: notice.flag, mappedTo: notice.detail }, "aad-pod-identity v1.8 flag mapped");
+  }
   try {
     const kube = KubeClient.fromDefault(options.kubeconfig);
     const nmi = new Nmi({ ...options.config, kube, logger });

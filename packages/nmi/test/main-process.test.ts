@@ -35,6 +35,65 @@ describe("podidentity-nmi binary", () => {
   });
 });
 
+/** v1.8.17 chart 4.1.x's nmi-daemonset.yaml with every value set (and pre-1.7's --host-ip), as the kubelet passes them. */
+const V18_CHART_NMI_ARGS = [
+  "--host-ip=10.240.0.4",
+  "--node=aks-nodepool1-0",
+  "--http-probe-port=8085",
+  "--ipt-update-interval-sec=60",
+  "--MICNamespace=kube-system",
+  "--retry-attempts-for-created=16",
+  "--retry-attempts-for-assigned=4",
+  "--find-identity-retry-interval=5",
+  "--enableScaleFeatures=true",
+  "--prometheus-port=9090",
+  "--block-instance-metadata=true",
+  "--metadata-header-required=true",
+  "--log-format=json",
+  "-v=5",
+  "--operation-mode=managed",
+  "--forceNamespaced",
+  "--allow-network-plugin-kubenet=true",
+  "--kubelet-config=/etc/default/kubelet",
+  "--custom-user-agent=contoso",
+  "--set-retry-after-header=true",
+  "--enable-conntrack-deletion=true",
+];
+
+describe("podidentity-nmi binary with aad-pod-identity v1.8's arguments", () => {
+  const startWith = async (args: string[]): Promise<Record<string, unknown>[]> => {
+    // No kubeconfig there: NMI gets past its flags and stops at the first thing that needs the cluster.
+    const error = await run(process.execPath, [MAIN, ...args, "--kubeconfig", "/nonexistent/kubeconfig"], { env: { ...process.env, NODE_NAME: "" } }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string };
+    expect(stderr, "commander refused an argument").not.toMatch(/unknown option|error:/);
+    expect(code).toBe(1);
+    return stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+
+  it("chart 4.1.x's full argument list: one warning per ignored flag with its reason, -v mapped, then the cluster is what fails", async () => {
+    const lines = await startWith(V18_CHART_NMI_ARGS);
+    const ignored = lines.filter((l) => l["msg"] === "aad-pod-identity v1.8 flag ignored").map((l) => l["flag"]);
+    expect(ignored).toEqual(["--MICNamespace", "--retry-attempts-for-created", "--retry-attempts-for-assigned", "--find-identity-retry-interval", "--enableScaleFeatures", "--custom-user-agent", "--set-retry-after-header"]);
+    for (const l of lines.filter((x) => x["msg"] === "aad-pod-identity v1.8 flag ignored")) expect(String(l["reason"]).length).toBeGreaterThan(20);
+    const mapped = lines.filter((l) => l["msg"] === "aad-pod-identity v1.8 flag mapped").map((l) => l["flag"]);
+    expect(mapped).toEqual(["--log-format", "-v"]);
+    expect(lines.find((l) => l["flag"] === "-v")?.["mappedTo"]).toContain("log level debug");
+    expect(lines.at(-1)).toMatchObject({ level: 60, msg: "NMI could not start" });
+  });
+
+  it("v1.8's deploy/infra/deployment-rbac.yaml arguments, and klog's one-dash flags", async () => {
+    const lines = await startWith(["--node=aks-nodepool1-0", "--http-probe-port=8085", "--enableScaleFeatures=true", "--metadata-header-required=true", "-logtostderr", "-v", "2"]);
+    expect(lines.filter((l) => String(l["msg"]).startsWith("aad-pod-identity v1.8 flag")).map((l) => l["flag"])).toEqual(["--enableScaleFeatures", "-logtostderr", "-v"]);
+    expect(lines.at(-1)).toMatchObject({ level: 60, msg: "NMI could not start" });
+  });
+
+  it("a value v1.8 would also refuse is a usage error naming the flag, exit 1", async () => {
+    const error = await run(process.execPath, [MAIN, "--node=n", "-v=loud"]).catch((e: { code: number; stderr: string }) => e);
+    expect((error as { code: number }).code).toBe(1);
+    expect((error as { stderr: string }).stderr).toContain(`-v: klog's verbosity must be an integer, got "loud"`);
+  });
+});
+
 describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namespaces), end to end", () => {
   let netns: NetnsSet | undefined;
   let child: ChildProcess | undefined;

@@ -63,7 +63,8 @@ describe("InterceptionOwnership: should this node keep interception when NMI sto
   it("`kubectl delete pod` (the pod gone, the DaemonSet not) keeps the rules: the owner found at start is remembered", async () => {
     const o = ownership(c);
     await o.resolveOwner();
-    c.kube.deleteObject("pods", NS, POD);
+    // the state once its grace period is over: the object gone (during it, the pod is still there to read)
+    c.kube.deleteObject("pods", NS, POD, { gracePeriodSeconds: 0 });
     expect(await o.decide()).toMatchObject({ action: "keep", reason: "node-targeted" });
   });
 
@@ -126,7 +127,8 @@ describe("InterceptionOwnership: should this node keep interception when NMI sto
 
   it("without a pod name, or with a pod no DaemonSet controls, there is no owner to ask: the rules stay", async () => {
     expect(await ownership(c, { podName: "" }).decide()).toMatchObject({ action: "keep", reason: "owner-unknown" });
-    c.kube.deleteObject("pods", NS, POD);
+    // replaced by a pod of the same name: the old one must be gone first (a force deletion skips its grace period)
+    c.kube.deleteObject("pods", NS, POD, { gracePeriodSeconds: 0 });
     seedNmiPod(c, null);
     expect(await ownership(c).decide()).toMatchObject({ action: "keep", reason: "owner-not-daemonset" });
   });

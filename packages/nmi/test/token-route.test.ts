@@ -252,7 +252,8 @@ describe("token route: pending assignments", () => {
     // NMI held it for the whole --wait-for-assignment, by its own account (a timer never fires early).
     const held = (await nmi.metrics.pendingWaitDuration.get()).values;
     expect(held.find((v) => v.metricName?.endsWith("_count"))?.value).toBe(1);
-    expect(held.find((v) => v.metricName?.endsWith("_sum"))?.value).toBeGreaterThanOrEqual(0.3);
+    // The hold is timed by performance.now() but measured with the injected Date.now(): allow its 1 ms rounding.
+    expect(held.find((v) => v.metricName?.endsWith("_sum"))?.value).toBeGreaterThanOrEqual(0.3 - 0.002);
   });
 
   it("treats IMDS's 'Identity not found' shortly after Assigned as propagation, not as a final answer", async () => {

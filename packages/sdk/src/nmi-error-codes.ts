@@ -13,6 +13,8 @@ export const NMI_UNAVAILABLE_CODES: ReadonlySet<string> = new Set([
   "podidentity_host_network",
   "podidentity_no_binding",
   "podidentity_not_bound",
+  // ARM refused the assignment (or, in managed mode, IMDS never learned the identity): waiting will not fix it.
+  "podidentity_assignment_failed",
 ]);
 
 export const ERROR_CODE_HINTS: Readonly<Record<string, ErrorCodeHint>> = {
@@ -31,6 +33,10 @@ export const ERROR_CODE_HINTS: Readonly<Record<string, ErrorCodeHint>> = {
   podidentity_pending: {
     hint:
       "a binding selects the pod but MIC has not finished assigning the identity: wait and retry; if it persists, check MIC's logs and the AzureAssignedIdentity status",
+  },
+  podidentity_assignment_failed: {
+    hint:
+      "the identity cannot be assigned to the node (the message carries ARM's reason: an identity that does not exist, a wrong resourceID, or MIC lacking permission to assign it): fix the AzureIdentity or the identity in Azure; MIC retries at once when the AzureIdentity is edited",
   },
   podidentity_pod_unknown: {
     hint: "NMI does not know this pod's IP yet (just started?): retry; if it persists, check NMI runs on this node and can list pods",

@@ -95,6 +95,33 @@ describe("podidentity doctor", () => {
     );
   });
 
+  it("explains podidentity_assignment_failed with ARM's message and the kubectl describe to run, after one request", async () => {
+    const description =
+      "the identity of pod shop/web-1 cannot be assigned to node node-a: MIC could not assign AzureIdentity shop/kv-reader (since 2025-01-02T03:04:05Z): " +
+      "ARM answered FailedIdentityOperation: Identity operation for resource '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/pool' failed with error " +
+      "'Failed to perform resource identity operation. Status: 'NotFound'. Response: '{\"error\":{\"code\":\"NotFound\",\"message\":\"Resource '/subscriptions/s/resourcegroups/rg/providers/microsoft.managedidentity/userassignedidentities/ghost' was not found.\"}}'.'.; " +
+      "fix the AzureIdentity's resourceID, the identity in Azure or MIC's permissions (MIC retries with backoff, and at once when the AzureIdentity is edited); " +
+      "details: kubectl describe azureassignedidentity web-1-shop-kv-reader -n shop";
+    server.enqueue({ status: 400, headers: { "x-podidentity-nmi": "1.2.3" } }, { status: 403, headers: { "x-podidentity-nmi": "1.2.3" }, body: { error: "podidentity_assignment_failed", error_description: description } });
+    const { code, out } = await cli("doctor", "--endpoint", server.url);
+    expect(code).toBe(1);
+    expect(out).toContain("FAILED IDENTITY_UNAVAILABLE (403 podidentity_assignment_failed): the identity cannot be assigned to the node");
+    expect(out).toContain("was not found.");
+    expect(out).toContain("\n  run: kubectl describe azureassignedidentity web-1-shop-kv-reader -n shop");
+    expect(out).not.toMatch(/wait and retry/);
+    expect(server.requests.filter((r) => r.headers.metadata === "true")).toHaveLength(1);
+  });
+
+  it("in managed mode points podidentity_assignment_failed at the AzureIdentity", async () => {
+    const description =
+      "the node's IMDS has answered \"Identity not found\" for AzureIdentity shop/kv-reader (client ID 1111…4444) for 61 s, past the propagation grace; in managed mode nothing assigns identities: " +
+      "assign /subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/kv-reader to this node's VM/VMSS (az vmss identity assign / az vm identity assign), or fix the AzureIdentity's clientID/resourceID";
+    server.enqueue({ status: 400, headers: { "x-podidentity-nmi": "1.2.3" } }, { status: 403, headers: { "x-podidentity-nmi": "1.2.3" }, body: { error: "podidentity_assignment_failed", error_description: description } });
+    const { code, out } = await cli("doctor", "--endpoint", server.url);
+    expect(code).toBe(1);
+    expect(out).toContain("\n  run: kubectl describe azureidentity kv-reader -n shop");
+  });
+
   it("explains a pending assignment that outlasts --timeout", async () => {
     server.enqueue({ status: 400, headers: { "x-podidentity-nmi": "1.2.3" } });
     server.fallback = () => nmiError(503, "podidentity_pending", { "retry-after": "0.05" });

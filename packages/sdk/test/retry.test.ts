@@ -116,7 +116,7 @@ describe("PodIdentityCredential retries", () => {
     expect(h.server.requests).toHaveLength(1);
   });
 
-  it.each(["podidentity_no_binding", "podidentity_not_bound", "podidentity_host_network"])(
+  it.each(["podidentity_no_binding", "podidentity_not_bound", "podidentity_host_network", "podidentity_assignment_failed"])(
     "NMI's 403 %s is CredentialUnavailableError, not retried, with a likely fix",
     async (code) => {
       h.server.enqueue(nmiError(403, code));

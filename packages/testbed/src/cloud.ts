@@ -32,6 +32,8 @@ export const DEFAULT_AZURE_CLOUD_OPTIONS = {
 export interface AzureCloudOptions {
   clock?: Clock;
   tenantId?: string;
+  /** Verified domains Entra accepts in place of the tenant ID (default podidentitytestbed.onmicrosoft.com). */
+  tenantDomains?: readonly string[];
   subscriptionId?: string;
   resourceGroup?: string;
   location?: string;
@@ -67,7 +69,7 @@ export class AzureCloud {
     this.clock = options.clock ?? systemClock;
     this.ca = ca;
     this.tokenIssuer = tokenIssuer;
-    this.registry = new IdentityRegistry({ tenantId: options.tenantId, clock: this.clock });
+    this.registry = new IdentityRegistry({ tenantId: options.tenantId, tenantDomains: options.tenantDomains, clock: this.clock });
     this.tenantId = this.registry.tenantId;
     this.compute = new ComputeStore(this.tenantId);
     this.subscriptionId = this.compute.addSubscription({ subscriptionId: options.subscriptionId, displayName: DEFAULT_AZURE_CLOUD_OPTIONS.subscriptionName }).subscriptionId;
@@ -148,8 +150,9 @@ export class AzureCloud {
     return this.registry.deleteUserAssignedIdentity(typeof identity === "string" ? identity : identity.id);
   }
 
-  addScaleSet(name: string, resourceGroup = this.resourceGroup): ComputeResource {
-    return this.compute.addScaleSet({ subscriptionId: this.subscriptionId, resourceGroup, name, location: this.location });
+  /** A scale set with `capacity` instances (default 1), as `…/virtualMachines` lists them. */
+  addScaleSet(name: string, resourceGroup = this.resourceGroup, options: { capacity?: number } = {}): ComputeResource {
+    return this.compute.addScaleSet({ subscriptionId: this.subscriptionId, resourceGroup, name, location: this.location, ...options });
   }
 
   addVirtualMachine(name: string, resourceGroup = this.resourceGroup): ComputeResource {

@@ -6,19 +6,21 @@ export { DEFAULT_TESTBED_CA_OPTIONS, TestbedCa } from "./tls/testbed-ca";
 export type { IssueOptions, IssuedCertificate, TestbedCaOptions } from "./tls/testbed-ca";
 export { AZURE_HOST_NAMES, AzureCloud, DEFAULT_AZURE_CLOUD_OPTIONS } from "./cloud";
 export type { AzureCloudOptions } from "./cloud";
-export { AzureTestbed, DEFAULT_AZURE_TESTBED_OPTIONS } from "./azure-testbed";
+export { APP_ENV_FILE, AzureTestbed, DEFAULT_AZURE_TESTBED_OPTIONS } from "./azure-testbed";
+export { AzureHostProxy, DEFAULT_AZURE_HOST_PROXY_OPTIONS } from "./azure-host-proxy";
+export type { AzureHostProxyOptions, ProxyDecision, ProxyTarget } from "./azure-host-proxy";
 export type { AzureTestbedEndpoints, AzureTestbedOptions } from "./azure-testbed";
 export { createCli, DEFAULT_CLI_OPTIONS } from "./cli";
 export type { CliIo } from "./cli";
 export { ARM_AUDIENCES } from "./azure/arm-auth";
 export { ArmServer, DEFAULT_ARM_SERVER_OPTIONS } from "./azure/arm-server";
-export type { ArmCall, ArmServerOptions } from "./azure/arm-server";
+export type { ArmCall, ArmServerOptions, ConcurrentWriteMode } from "./azure/arm-server";
 export { AzuriteBlob, AzuriteStartError, DEFAULT_AZURITE_OPTIONS, resolveAzuriteBlobScript } from "./azure/azurite";
 export type { AzuriteBlobOptions } from "./azure/azurite";
 export { ComputeResource, MAX_USER_ASSIGNED_IDENTITIES_PER_REQUEST } from "./azure/compute-resource";
 export type { ComputeKind, IdentityType, SystemAssignment, UserAssignment } from "./azure/compute-resource";
 export { ComputeStore } from "./azure/compute-store";
-export type { Subscription } from "./azure/compute-store";
+export type { ResourceGroup, Subscription } from "./azure/compute-store";
 export { DEFAULT_ENTRA_SERVER_OPTIONS, EntraServer } from "./azure/entra-server";
 export type { EntraCall, EntraServerOptions } from "./azure/entra-server";
 export { IdentityRegistry, userAssignedIdentityId } from "./azure/identity-registry";
@@ -33,7 +35,7 @@ export type { Operation, OperationStatus } from "./azure/lro";
 export { TokenBucket } from "./azure/throttle";
 export type { TokenBucketOptions } from "./azure/throttle";
 export { DEFAULT_TOKEN_ISSUER_OPTIONS, TokenIssuer, TokenVerificationError } from "./azure/token-issuer";
-export type { IssuedToken, IssueTokenRequest, TokenIssuerOptions } from "./azure/token-issuer";
+export type { ClientAuthentication, IssuedToken, IssueTokenRequest, TokenIssuerOptions } from "./azure/token-issuer";
 
 // Azure SQL TDS responder
 export { DEFAULT_TDS_SERVER_OPTIONS, TdsServer } from "./sql/tds-server";
@@ -46,11 +48,18 @@ export type { FailureFault, KubeVerb, LatencyFault, RequestFilter, RequestRecord
 export type { StoreEvent, StoreEventType } from "./kube/store";
 export type { KubeObject, ObjectMeta } from "./kube/resources";
 export { KubeStatusError } from "./kube/status-errors";
+export { canonicalQuantity, QuantityError } from "./kube/quantity";
 export type { KubeStatus, StatusCause, StatusDetails } from "./kube/status-errors";
 export { findKubectl, kubectlRunner, toolingKubectlPath } from "./kube/kubectl";
 export type { KubectlResult } from "./kube/kubectl";
 export { renderKubeconfig } from "./kube/kubeconfig";
 export type { KubeconfigOptions } from "./kube/kubeconfig";
+
+// A real kube-apiserver + etcd as the second Kubernetes backend (issue 14)
+export { DEFAULT_REAL_KUBE_API_SERVER_OPTIONS, RealKubeApiServer, RealKubeError, realKubeUnavailableReason, resourcePath } from "./real-kube/real-kube-api-server";
+export type { RealKubeApiServerOptions } from "./real-kube/real-kube-api-server";
+export { findRealKubeBinaries } from "./real-kube/real-kube-binaries";
+export type { RealKubeBinaries } from "./real-kube/real-kube-binaries";
 
 // Network-namespace topology (issue 7)
 export {

@@ -101,6 +101,26 @@ export class ComputeClient {
   }
 
   /**
+   * Waits until the VM/VMSS has no operation running (provisioningState not Updating), polling GET at the LRO
+   * interval, for at most the LRO timeout. Returns the state then, and whether it had to wait at all.
+   */
+  async waitForIdle(target: ComputeTarget, signal?: AbortSignal): Promise<{ state: ComputeIdentityState; waited: boolean }> {
+    const { clock } = this.#o;
+    const deadline = clock.now() + (this.#o.lroTimeoutMs ?? DEFAULT_COMPUTE_CLIENT_OPTIONS.lroTimeoutMs);
+    const interval = this.#o.lroPollIntervalMs ?? DEFAULT_COMPUTE_CLIENT_OPTIONS.lroPollIntervalMs;
+    for (let waited = false; ; waited = true) {
+      const state = await this.get(target, signal);
+      if (!/^updating$/i.test(state.provisioningState ?? "")) return { state, waited };
+      if (clock.now() > deadline) {
+        const op = target.kind === "virtualMachineScaleSets" ? "vmss_get" : "vm_get";
+        throw new ArmRequestError(`${op}: ${target.resourceId} still Updating after the LRO timeout`, { statusCode: 200, armCode: "LroTimeout", operation: op, failedIdentityIds: [] });
+      }
+      await clock.sleep(interval, signal);
+      if (signal?.aborted) throw signal.reason ?? new Error("aborted");
+    }
+  }
+
+  /**
    * Applies `delta` to a VM/VMSS whose current identities are `current`, in as many PATCHes as the 150-entry
    * limit needs, each waiting for a write-budget token and for its long-running operation. Returns the state
    * ARM reports after the last PATCH.
@@ -145,6 +165,7 @@ export class ComputeClient {
         throw new ArmRequestError(`${op}: long-running operation ${status}: ${code}: ${message}`, {
           statusCode: 200,
           armCode: code,
+          armMessage: message,
           operation: op,
           failedIdentityIds: failedIdentityIds(code, message),
         });
@@ -191,6 +212,8 @@ export class ComputeClient {
       });
       const text = await res.body.text();
       observer?.armCall(op, res.statusCode, clock.now() - started);
+      // Every answer says how much of ARM's budget is left; the write budget paces from it (arm/write-budget.ts).
+      this.#o.writeBudget.observe(budgetKey, res.headers);
       let parsed: Record<string, unknown> | undefined;
       try {
         parsed = text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : undefined;
@@ -205,7 +228,9 @@ export class ComputeClient {
       if ((res.statusCode === 429 || res.statusCode === 503) && attempt < maxRetries) {
         const wait = retryAfter ?? this.#o.defaultRetryAfterMs ?? DEFAULT_COMPUTE_CLIENT_OPTIONS.defaultRetryAfterMs;
         observer?.throttled(op, wait);
-        if (budgetKey) this.#o.writeBudget.block(budgetKey, wait);
+        // ARM's own subscription limit stops every write; Compute's (OperationNotAllowed) only this VM/VMSS's.
+        if (code === "SubscriptionRequestsThrottled") this.#o.writeBudget.block(undefined, wait);
+        else if (budgetKey) this.#o.writeBudget.block(budgetKey, wait);
         this.#o.logger.warn({ operation: op, statusCode: res.statusCode, armCode: code, retryAfterMs: wait }, "ARM throttled the request; waiting for Retry-After");
         await clock.sleep(wait, signal);
         if (signal?.aborted) throw signal.reason ?? new Error("aborted");
@@ -215,6 +240,7 @@ export class ComputeClient {
       throw new ArmRequestError(`${op}: ARM answered ${res.statusCode} ${code}: ${message}`, {
         statusCode: res.statusCode,
         armCode: code,
+        armMessage: message,
         operation: op,
         ...(retryAfter !== undefined && { retryAfterMs: retryAfter }),
         failedIdentityIds: failedIdentityIds(code, message),

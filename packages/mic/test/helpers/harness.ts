@@ -159,8 +159,19 @@ export class Harness {
     this.kube.seed({ apiVersion: API_GROUP_VERSION, kind: "AzureIdentityBinding", metadata: { name, namespace }, spec: { azureIdentity: identityName, selector } });
   }
 
+  /**
+   * Deletes an object as a client would. A pod on a node goes the whole way, as `kubectl delete pod` and its kubelet
+   * take it: the graceful DELETE (the pod kept, terminating), then the kubelet's final one once the containers
+   * stopped (grace period 0). `terminate` stops after the first, leaving the pod in its grace period.
+   */
   delete(resource: string, namespace: string | undefined, name: string): void {
     this.kube.deleteObject(resource, namespace, name);
+    if (resource === "pods" && this.kube.getObject("pods", namespace, name) !== undefined) this.kube.deleteObject("pods", namespace, name, { gracePeriodSeconds: 0 });
+  }
+
+  /** `kubectl delete pod` without the kubelet's end: the pod stays, with deletionTimestamp, for `gracePeriodSeconds`. */
+  terminate(namespace: string, name: string, gracePeriodSeconds = 600): void {
+    this.kube.deleteObject("pods", namespace, name, { gracePeriodSeconds });
   }
 
   assigned(): AzureAssignedIdentity[] {

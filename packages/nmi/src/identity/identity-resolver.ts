@@ -14,7 +14,7 @@ import {
 } from "@podidentity/api";
 import type { OperationMode } from "../config";
 import type { Pod } from "../kube/kube-types";
-import { NMI_ERROR_CODE, NmiError, redactId } from "../errors";
+import { NMI_ERROR_CODE, NmiError, redactForPod, redactId } from "../errors";
 import type { IdentityStore } from "./identity-store";
 
 export interface IdentityResolverOptions {
@@ -49,6 +49,11 @@ type Evaluation = { kind: "ready"; resolution: Resolution } | { kind: "pending";
 
 const podName = (pod: Pod): string => `${namespaceOf(pod)}/${nameOf(pod)}`;
 
+/** ARM's message is cut to this many characters in NMI's answer (MIC already bounds status.error to 1024). */
+const ARM_MESSAGE_MAX_LENGTH = 600;
+
+type AssignedCheck = { ready: true; object: AzureAssignedIdentity } | { ready: false; why: string; failed?: string };
+
 function describeSelector(s: IdentitySelector): string {
   const parts: string[] = [];
   if (s.clientId) parts.push(`client_id ${redactId(s.clientId)}`);
@@ -62,7 +67,9 @@ function describeSelector(s: IdentitySelector): string {
  * exception → pass through; no binding selecting the pod → 403 podidentity_no_binding at once; a requested
  * identity the pod is not bound to → 403 podidentity_not_bound; standard mode: the match's AzureAssignedIdentity
  * must be Assigned (and for the identity as it is now) — until then the request is held, woken by informer
- * events, up to the deadline, then 503 podidentity_pending + Retry-After. Managed mode has nothing to wait for.
+ * events, up to the deadline, then 503 podidentity_pending + Retry-After; when MIC has recorded ARM's refusal on
+ * it (`status.error`) there is nothing to wait for: 403 podidentity_assignment_failed at once, with ARM's reason.
+ * Managed mode has nothing to wait for.
  */
 export class IdentityResolver {
   readonly #o: IdentityResolverOptions;
@@ -165,6 +172,7 @@ export class IdentityResolver {
     }
     const ready: ResolvedIdentity[] = [];
     const waiting: string[] = [];
+    const failed: string[] = [];
     for (const m of candidates) {
       const assigned = this.#assignedFor(pod, m);
       if (assigned.ready) {
@@ -172,16 +180,21 @@ export class IdentityResolver {
         ready.push({ identity: m.identity, assigned: assigned.object, ...(assignedAtMs !== undefined && { assignedAtMs }) });
       } else {
         waiting.push(assigned.why);
+        if (assigned.failed !== undefined) failed.push(assigned.failed);
       }
     }
     // With no identity named, v1.8 returned the Assigned ones as soon as there were any; with object_id every
     // candidate must be ready, since any of them may be the one asked for.
     const enough = objectId !== undefined ? waiting.length === 0 : ready.length > 0;
     if (enough) return { kind: "ready", resolution: { kind: "identities", candidates: ready, ...(objectId && { objectId }) } };
+    // Nothing to wait for when what is missing is an assignment ARM refused: answer now, with ARM's reason.
+    if (failed.length > 0 && (objectId !== undefined || failed.length === waiting.length)) {
+      throw new NmiError(403, NMI_ERROR_CODE.AssignmentFailed, `the identity of pod ${podName(pod)} cannot be assigned to node ${pod.spec?.nodeName ?? "?"}: ${failed.join("; ")}`);
+    }
     return { kind: "pending", message: `the identity of pod ${podName(pod)} is not assigned to node yet: ${waiting.join("; ")}` };
   }
 
-  #assignedFor(pod: Pod, m: PodIdentityMatch): { ready: true; object: AzureAssignedIdentity } | { ready: false; why: string } {
+  #assignedFor(pod: Pod, m: PodIdentityMatch): AssignedCheck {
     const where = `AzureAssignedIdentity ${m.assignedIdentityNamespace}/${m.assignedIdentityName}`;
     const assigned = this.#o.store.assignedIdentity(m.assignedIdentityNamespace, m.assignedIdentityName);
     if (assigned === undefined) return { ready: false, why: `${where} does not exist yet (MIC creates it)` };
@@ -189,7 +202,19 @@ export class IdentityResolver {
       return { ready: false, why: `${where} belongs to another pod` };
     }
     const state = assignedIdentityState(assigned);
-    if (state !== ASSIGNED_IDENTITY_STATE.Assigned) return { ready: false, why: `${where} is ${state ?? "in an unknown state"}` };
+    if (state !== ASSIGNED_IDENTITY_STATE.Assigned) {
+      const why = `${where} is ${state ?? "in an unknown state"}`;
+      const error = assigned.status?.error;
+      // MIC's record of ARM's refusal counts only while the object is for the AzureIdentity as it is now: after an
+      // edit (a new resourceID) MIC replaces it, and the request waits for the new one instead.
+      if (error === undefined || !sameIdentity(assigned.spec.azureIdentityRef, m.identity)) return { ready: false, why };
+      const since = error.lastTransitionTime === undefined ? "" : ` (since ${error.lastTransitionTime})`;
+      const failed =
+        `MIC could not assign AzureIdentity ${namespaceOf(m.identity)}/${nameOf(m.identity)}${since}: ARM answered ${error.code}: ` +
+        `${redactForPod(error.message, ARM_MESSAGE_MAX_LENGTH)}; fix the AzureIdentity's resourceID, the identity in Azure or MIC's permissions ` +
+        `(MIC retries with backoff, and at once when the AzureIdentity is edited); details: kubectl describe azureassignedidentity ${m.assignedIdentityName} -n ${m.assignedIdentityNamespace}`;
+      return { ready: false, why, failed };
+    }
     // The identity changed (e.g. a new clientID) and MIC has not caught up: the node may still hold the old one.
     const refClientId = assigned.spec.azureIdentityRef?.spec.clientID;
     const nowClientId = m.identity.spec.clientID;
@@ -198,4 +223,10 @@ export class IdentityResolver {
     }
     return { ready: true, object: assigned };
   }
+}
+
+/** The AzureAssignedIdentity's embedded AzureIdentity names the same resource and client as the AzureIdentity now. */
+function sameIdentity(ref: AzureIdentity | undefined, now: AzureIdentity): boolean {
+  const same = (a: string | undefined, b: string | undefined): boolean => (a ?? "").toLowerCase() === (b ?? "").toLowerCase();
+  return ref !== undefined && same(ref.spec.resourceID, now.spec.resourceID) && same(ref.spec.clientID, now.spec.clientID);
 }

@@ -16,10 +16,41 @@ export type PodLookup = { kind: "pod"; pod: Pod } | { kind: "host-network"; pod:
 
 const key = (pod: Pod): string => `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`;
 
-/** v1.8 resolved only Pending and Running pods: a finished pod's IP may already belong to a new one. */
+const isTerminating = (pod: Pod): boolean => pod.metadata?.deletionTimestamp !== undefined;
+
+/** Every container status reports `terminated` (the kubelet's word that nothing of the pod runs any more). */
+function containersStopped(pod: Pod): boolean {
+  const statuses = pod.status?.["containerStatuses"];
+  if (!Array.isArray(statuses) || statuses.length === 0) return false;
+  return statuses.every((s: { state?: { terminated?: unknown } } | null) => s?.state?.terminated !== undefined);
+}
+
+/**
+ * Whether the pod may still be served. v1.8 resolved only Pending and Running pods: a finished pod's IP may already
+ * belong to a new one. A pod being deleted (deletionTimestamp set) is served through its grace period while its
+ * containers run — phase Running, not every container reported terminated — because that is when its SIGTERM
+ * handler and preStop hook flush state and read a last secret (MIC keeps its identities until the pod is gone).
+ */
 function isLive(pod: Pod): boolean {
   const phase = pod.status?.phase;
-  return phase !== "Succeeded" && phase !== "Failed" && pod.metadata?.deletionTimestamp === undefined;
+  if (phase === "Succeeded" || phase === "Failed") return false;
+  if (!isTerminating(pod)) return true;
+  return phase === "Running" && !containersStopped(pod);
+}
+
+/**
+ * Which of two live pods with the same IP owns it. The address goes back to the pod network only once a pod's
+ * sandbox is torn down, which happens before its object leaves the API; so a pod that is not terminating owns the IP
+ * over one that is (the old pod's containers are gone even if its object still says Running). Two pods alike in that
+ * (an informer behind on a finished pod) go to the newer one by creationTimestamp, then by namespace/name so the
+ * answer never depends on event order.
+ */
+function owns(a: Pod, b: Pod): boolean {
+  if (isTerminating(a) !== isTerminating(b)) return !isTerminating(a);
+  const ca = String(a.metadata?.["creationTimestamp"] ?? "");
+  const cb = String(b.metadata?.["creationTimestamp"] ?? "");
+  if (ca !== cb) return ca > cb;
+  return key(a) < key(b);
 }
 
 function ipsOf(pod: Pod): string[] {
@@ -71,16 +102,24 @@ export class PodCache {
     return this.#ipsOf.size;
   }
 
-  /** The live pod with this IP now, without waiting. */
+  /**
+   * The live pod with this IP now, without waiting: a pod in its grace period while its containers run, but a pod
+   * not being deleted wins the IP over one that is (see `owns`). hostNetwork pods only when no pod owns the IP.
+   */
   lookup(ip: string): PodLookup {
     const pods = this.#byIp.get(ip);
     if (pods === undefined) return { kind: "unknown" };
+    let owner: Pod | undefined;
     let hostNetwork: Pod | undefined;
     for (const pod of pods.values()) {
       if (!isLive(pod)) continue;
-      if (pod.spec?.hostNetwork === true) hostNetwork ??= pod;
-      else return { kind: "pod", pod };
+      if (pod.spec?.hostNetwork === true) {
+        if (hostNetwork === undefined || owns(pod, hostNetwork)) hostNetwork = pod;
+      } else if (owner === undefined || owns(pod, owner)) {
+        owner = pod;
+      }
     }
+    if (owner !== undefined) return { kind: "pod", pod: owner };
     return hostNetwork !== undefined ? { kind: "host-network", pod: hostNetwork } : { kind: "unknown" };
   }
 

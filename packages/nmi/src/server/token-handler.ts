@@ -7,6 +7,7 @@ import { NMI_ERROR_CODE, NmiError, UpstreamRefusalError, redactId } from "../err
 import type { Pod } from "../kube/kube-types";
 import type { IdentityResolver, ResolvedIdentity, Resolution } from "../identity/identity-resolver";
 import type { PodCache, PodLookup } from "../pods/pod-cache";
+import { IdentityNotFoundTracker } from "../token/identity-not-found-tracker";
 import type { TokenCache } from "../token/token-cache";
 import { objectIdOfToken, type AcquiredToken } from "../token/token-source";
 import type { UpstreamLimiter } from "../token/upstream-limiter";
@@ -25,6 +26,8 @@ export interface TokenHandlerOptions {
   now: () => number;
   /** Addresses that are the node itself. */
   isNodeAddress: (ip: string) => boolean;
+  /** Managed mode: since when IMDS has answered "Identity not found" per identity (created when omitted). */
+  notFound?: IdentityNotFoundTracker;
 }
 
 /** Whether the client went away, as a signal created on first use (see NmiServer's ClientGone). */
@@ -60,8 +63,11 @@ export class TokenHandler {
   /** The serialised answer per cached token list, for the current second (expires_in counts seconds). */
   readonly #bodies = new WeakMap<AcquiredToken[], { second: number; body: string }>();
 
+  readonly #notFound: IdentityNotFoundTracker | undefined;
+
   constructor(options: TokenHandlerOptions) {
     this.#o = options;
+    this.#notFound = options.config.operationMode === "managed" ? (options.notFound ?? new IdentityNotFoundTracker()) : undefined;
     this.#debug = options.logger.isLevelEnabled("debug");
   }
 
@@ -221,13 +227,24 @@ export class TokenHandler {
    */
   async #withGrace(c: ResolvedIdentity, resource: string, deadline: number, signal: AbortSignal): Promise<AcquiredToken[]> {
     const { config } = this.#o;
+    const managed = config.operationMode === "managed";
+    const key = managed ? notFoundKey(c) : "";
     let delayMs = 100;
     for (;;) {
       try {
-        return await this.#o.tokens.get(c.identity, resource);
+        const tokens = await this.#o.tokens.get(c.identity, resource);
+        if (managed) this.#notFound?.found(key);
+        return tokens;
       } catch (error) {
-        const inGrace = c.assignedAtMs !== undefined && this.#o.now() - c.assignedAtMs < config.propagationGraceMs;
-        if (!(error instanceof UpstreamRefusalError && error.isIdentityNotFound && inGrace)) throw error;
+        const notFound = error instanceof UpstreamRefusalError && error.isIdentityNotFound;
+        let inGrace = c.assignedAtMs !== undefined && this.#o.now() - c.assignedAtMs < config.propagationGraceMs;
+        if (managed && notFound) {
+          // No MIC says when the identity was assigned: the grace runs from IMDS's first "not found" for it.
+          const since = this.#notFound!.notFound(key, this.#o.now());
+          inGrace = this.#o.now() - since < config.propagationGraceMs;
+          if (!inGrace) throw managedNotAssigned(c, this.#o.now() - since);
+        }
+        if (!(notFound && inGrace)) throw error;
         if (performance.now() + delayMs >= deadline || signal.aborted) {
           throw new NmiError(503, NMI_ERROR_CODE.Pending, "the identity is assigned but the node's IMDS does not know it yet; retry shortly", {
             retryAfterSeconds: config.retryAfterSeconds,
@@ -238,4 +255,22 @@ export class TokenHandler {
       }
     }
   }
+}
+
+/** The identity as it is now: editing its IDs restarts the managed-mode grace. */
+function notFoundKey(c: ResolvedIdentity): string {
+  const { spec } = c.identity;
+  return `${namespaceOf(c.identity)}/${nameOf(c.identity)}|${spec.clientID ?? ""}|${spec.resourceID ?? ""}`.toLowerCase();
+}
+
+/** Managed mode: the node's IMDS still does not know the identity after the grace; nothing else will assign it. */
+function managedNotAssigned(c: ResolvedIdentity, forMs: number): NmiError {
+  const id = c.identity;
+  return new NmiError(
+    403,
+    NMI_ERROR_CODE.AssignmentFailed,
+    `the node's IMDS has answered "Identity not found" for AzureIdentity ${namespaceOf(id)}/${nameOf(id)} (client ID ${redactId(id.spec.clientID)}) ` +
+      `for ${Math.round(forMs / 1000)} s, past the propagation grace; in managed mode nothing assigns identities: assign ${id.spec.resourceID ?? "it"} ` +
+      "to this node's VM/VMSS (az vmss identity assign / az vm identity assign), or fix the AzureIdentity's clientID/resourceID",
+  );
 }

@@ -10,6 +10,8 @@ export interface FailureExplanation {
   reason?: string;
   message: string;
   fix: string;
+  /** A command that shows more, when the endpoint named the object to look at (podidentity_assignment_failed). */
+  command?: string;
 }
 
 const NETWORK_HINTS: Record<string, string> = {
@@ -66,11 +68,30 @@ export function explainFailure(error: unknown): FailureExplanation {
     (reason !== undefined ? NETWORK_HINTS[reason] : undefined) ??
     CODE_HINTS[error.code] ??
     "see the message above";
+  const command = reason === "podidentity_assignment_failed" ? inspectCommand(last.errorBody?.error_description ?? "") : undefined;
   return {
     code: error.code,
     ...(statusCode === undefined ? {} : { statusCode }),
     ...(reason === undefined ? {} : { reason }),
     message,
     fix,
+    ...(command === undefined ? {} : { command }),
   };
+}
+
+// Kubernetes names: lower-case alphanumerics, '-' and '.'.
+const NAME = "[a-z0-9]([-a-z0-9.]*[a-z0-9])?";
+const DESCRIBE_ASSIGNED = new RegExp(`kubectl describe azureassignedidentity ${NAME} -n ${NAME}`);
+const MANAGED_IDENTITY = new RegExp(`AzureIdentity (${NAME})/(${NAME})`);
+
+/**
+ * What to run for podidentity_assignment_failed: NMI names the AzureAssignedIdentity whose status carries ARM's
+ * error; in managed mode (no such object) the AzureIdentity whose IDs IMDS does not know. Display only: the
+ * decision was made on the code.
+ */
+function inspectCommand(description: string): string | undefined {
+  const assigned = DESCRIBE_ASSIGNED.exec(description);
+  if (assigned !== null) return assigned[0];
+  const identity = MANAGED_IDENTITY.exec(description);
+  return identity === null ? undefined : `kubectl describe azureidentity ${identity[3]} -n ${identity[1]}`;
 }

@@ -42,6 +42,7 @@ export function formatReport(report: DoctorReport): string[] {
     const detail = [f.statusCode, f.reason].filter((x) => x !== undefined).join(" ");
     lines.push(`FAILED ${f.code}${detail ? ` (${detail})` : ""}: ${f.fix}`);
     lines.push(`  ${f.message}`);
+    if (f.command !== undefined) lines.push(`  run: ${f.command}`);
   }
   return lines;
 }

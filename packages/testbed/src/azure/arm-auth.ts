@@ -15,7 +15,7 @@ export const ARM_AUDIENCES = [
  * ARM's bearer check: a missing header, a token ARM cannot validate, an expired token and a token
  * for another audience each get ARM's own error code, with the challenge pointing at the tenant.
  */
-export async function authenticateArmRequest(req: IncomingMessage, tokenIssuer: TokenIssuer, tenantId: string): Promise<void> {
+export async function authenticateArmRequest(req: IncomingMessage, tokenIssuer: TokenIssuer, tenantId: string): Promise<{ objectId: string }> {
   const challenge = (description: string): Record<string, string> => ({
     "www-authenticate": `Bearer authorization_uri="https://login.windows.net/${tenantId}", error="invalid_token", error_description="${description}"`,
   });
@@ -26,7 +26,9 @@ export async function authenticateArmRequest(req: IncomingMessage, tokenIssuer: 
     });
   }
   try {
-    await tokenIssuer.verify(token, ARM_AUDIENCES);
+    const { claims } = await tokenIssuer.verify(token, ARM_AUDIENCES);
+    // ARM throttles per principal: the caller's object ID.
+    return { objectId: typeof claims.oid === "string" ? claims.oid : "unknown" };
   } catch (error) {
     if (!(error instanceof TokenVerificationError)) throw error;
     const headers = challenge("The access token is invalid.");

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Clock } from "../clock";
 import { authenticateArmRequest } from "./arm-auth";
@@ -5,7 +6,7 @@ import { armError } from "./arm-error";
 import { parseArmRoute, type ArmRoute } from "./arm-route";
 import { ArmThrottle } from "./arm-throttle";
 import type { ComputeResource } from "./compute-resource";
-import type { ComputeStore } from "./compute-store";
+import type { ComputeStore, ResourceGroup } from "./compute-store";
 import { BodyTooLargeError, HttpError, listen, readBody, realSleep, requestUrl, sendJson, type ListenOptions, type RunningServer, type SleepFn, type TlsMaterial } from "./http";
 import type { IdentityRegistry, UserAssignedIdentity } from "./identity-registry";
 import type { KeyVaultServer } from "./keyvault-server";
@@ -26,10 +27,20 @@ export const DEFAULT_ARM_SERVER_OPTIONS = {
   maxBodyBytes: 4 * 1024 * 1024,
   /** Compute limits (2024 model): VMSS/VM update per resource refills 4/min with a burst of 12. */
   resourceWriteLimit: { capacity: 12, refillPerMinute: 4 } as TokenBucketOptions,
-  /** Per subscription: 500/min, burst 1,500. */
-  subscriptionWriteLimit: { capacity: 1_500, refillPerMinute: 500 } as TokenBucketOptions,
-  /** ARM reads per subscription: bucket 250, refill 25/s. */
+  /** Compute, VM/VMSS updates per subscription: burst 1,500, 500/min. */
+  computeSubscriptionWriteLimit: { capacity: 1_500, refillPerMinute: 500 } as TokenBucketOptions,
+  /** ARM's documented token buckets (2024), per subscription and principal: writes 200, refilled 10/s. */
+  subscriptionWriteLimit: { capacity: 200, refillPerMinute: 600 } as TokenBucketOptions,
+  /** Reads: 250, refilled 25/s. */
   subscriptionReadLimit: { capacity: 250, refillPerMinute: 1_500 } as TokenBucketOptions,
+  /** Deletes: 200, refilled 10/s. */
+  subscriptionDeleteLimit: { capacity: 200, refillPerMinute: 600 } as TokenBucketOptions,
+  /**
+   * A VM/VMSS PATCH while its previous operation is still running: "conflict" answers 409 Conflict (what Compute
+   * answers concurrent writes to one resource), "preempt" accepts it and ends the running operation Canceled
+   * with OperationPreempted, "accept" runs both (the lenient behaviour).
+   */
+  concurrentWrites: "conflict" as ConcurrentWriteMode,
   requireAuth: true,
 } as const;
 
@@ -47,6 +58,9 @@ export interface ArmServerOptions extends ListenOptions {
   resourceWriteLimit?: TokenBucketOptions;
   subscriptionWriteLimit?: TokenBucketOptions;
   subscriptionReadLimit?: TokenBucketOptions;
+  subscriptionDeleteLimit?: TokenBucketOptions;
+  computeSubscriptionWriteLimit?: TokenBucketOptions;
+  concurrentWrites?: ConcurrentWriteMode;
   requireAuth?: boolean;
   sleep?: SleepFn;
   /** Finds a Key Vault by name for access-policy updates (`…/Microsoft.KeyVault/vaults/{name}/accessPolicies/{kind}`). */
@@ -64,6 +78,14 @@ export interface ArmCall {
   body?: unknown;
 }
 
+export type ConcurrentWriteMode = "conflict" | "preempt" | "accept";
+
+const CONCURRENT_WRITE_MODES: readonly ConcurrentWriteMode[] = ["conflict", "preempt", "accept"];
+
+/** Compute's answer to a write while another operation on the same resource runs (onefuzz and cloud-provider-azure match this text). */
+export const CONCURRENT_REQUEST_CONFLICT_MESSAGE =
+  "The request failed due to conflict with a concurrent request. To resolve it, please refer to https://aka.ms/activitylog to get more details on the conflicting requests.";
+
 const API_VERSION_PATTERN = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
 
 /**
@@ -76,6 +98,8 @@ export class ArmServer {
   latencyMs: number;
   operationDurationMs: number;
   propagationDelayMs: number;
+  /** What a PATCH to a VM/VMSS whose previous operation still runs gets; settable while running. */
+  concurrentWrites: ConcurrentWriteMode;
   readonly #options: ArmServerOptions;
   readonly #clock: Clock;
   readonly #sleep: SleepFn;
@@ -90,9 +114,15 @@ export class ArmServer {
     this.operations = new OperationTracker(options.clock);
     this.#throttle = new ArmThrottle(options.clock, {
       resourceWriteLimit: options.resourceWriteLimit ?? DEFAULT_ARM_SERVER_OPTIONS.resourceWriteLimit,
+      computeSubscriptionWriteLimit: options.computeSubscriptionWriteLimit ?? DEFAULT_ARM_SERVER_OPTIONS.computeSubscriptionWriteLimit,
       subscriptionWriteLimit: options.subscriptionWriteLimit ?? DEFAULT_ARM_SERVER_OPTIONS.subscriptionWriteLimit,
       subscriptionReadLimit: options.subscriptionReadLimit ?? DEFAULT_ARM_SERVER_OPTIONS.subscriptionReadLimit,
+      subscriptionDeleteLimit: options.subscriptionDeleteLimit ?? DEFAULT_ARM_SERVER_OPTIONS.subscriptionDeleteLimit,
     });
+    this.concurrentWrites = options.concurrentWrites ?? DEFAULT_ARM_SERVER_OPTIONS.concurrentWrites;
+    if (!CONCURRENT_WRITE_MODES.includes(this.concurrentWrites)) {
+      throw new RangeError(`ArmServer: concurrentWrites must be one of ${CONCURRENT_WRITE_MODES.join(", ")}, got ${String(this.concurrentWrites)}`);
+    }
     this.latencyMs = options.latencyMs ?? DEFAULT_ARM_SERVER_OPTIONS.latencyMs;
     this.operationDurationMs = options.operationDurationMs ?? DEFAULT_ARM_SERVER_OPTIONS.operationDurationMs;
     this.propagationDelayMs = options.propagationDelayMs ?? DEFAULT_ARM_SERVER_OPTIONS.propagationDelayMs;
@@ -135,12 +165,22 @@ export class ArmServer {
     const call: ArmCall = { method, path: url.pathname, query: url.search, status: 0, atMs: this.#clock.now() };
     this.calls.push(call);
     res.on("finish", () => (call.status = res.statusCode));
+    // On every answer, errors included, as ARM: its own request ID, the caller's correlation ID (or a new one),
+    // and the caller's client request ID echoed.
+    const requestId = randomUUID();
+    const correlationId = singleHeader(req, "x-ms-correlation-request-id") ?? requestId;
+    res.setHeader("x-ms-request-id", requestId);
+    res.setHeader("x-ms-correlation-request-id", correlationId);
+    res.setHeader("x-ms-routing-request-id", `EASTUS:${new Date(call.atMs).toISOString().replace(/[-:]|\.\d+/g, "")}:${requestId}`);
+    const clientRequestId = singleHeader(req, "x-ms-client-request-id");
+    if (clientRequestId !== undefined) res.setHeader("x-ms-client-request-id", clientRequestId);
     await this.#sleep(this.latencyMs);
 
     const body = method === "PATCH" || method === "PUT" || method === "POST" ? await this.#readJson(req) : undefined;
     call.body = body;
+    let actor = "anonymous";
     if (this.#options.requireAuth ?? DEFAULT_ARM_SERVER_OPTIONS.requireAuth) {
-      await authenticateArmRequest(req, this.#options.tokenIssuer, this.#options.registry.tenantId);
+      ({ objectId: actor } = await authenticateArmRequest(req, this.#options.tokenIssuer, this.#options.registry.tenantId));
     }
 
     const apiVersion = url.searchParams.get("api-version");
@@ -157,13 +197,23 @@ export class ArmServer {
     if (subscriptionId !== undefined && !this.#options.compute.getSubscription(subscriptionId)) {
       throw armError(404, "SubscriptionNotFound", `The subscription '${subscriptionId}' could not be found.`);
     }
-    this.#throttle.check(method, route, subscriptionId);
+    for (const [name, value] of Object.entries(this.#throttle.check(method, route, subscriptionId, actor))) res.setHeader(name, value);
 
     switch (route.kind) {
       case "subscriptions":
         return this.#subscriptions(method, res);
       case "subscription":
         return this.#subscription(method, route.subscriptionId, res);
+      case "resourceGroups":
+        if (method !== "GET") throw methodNotAllowed(method);
+        sendJson(res, 200, { value: this.#options.compute.listResourceGroups(route.subscriptionId).map(resourceGroupJson) });
+        return;
+      case "resourceGroup":
+        return this.#resourceGroup(method, route, res);
+      case "computeList":
+        return this.#computeList(method, route, res);
+      case "computeChild":
+        return this.#computeChild(method, route, res);
       case "compute":
         return this.#compute(req, method, route, body, apiVersion, res);
       case "operation":
@@ -223,6 +273,8 @@ export class ArmServer {
     }
     const identity = (body as Record<string, unknown>)["identity"];
     const now = this.#clock.now();
+    const busy = now < resource.busyUntilMs;
+    if (busy && this.concurrentWrites === "conflict") throw armError(409, "Conflict", CONCURRENT_REQUEST_CONFLICT_MESSAGE);
     const failure = this.#failNext.shift();
     const operation = this.operations.start({
       subscriptionId: resource.subscriptionId,
@@ -235,14 +287,91 @@ export class ArmServer {
     if (identity !== undefined && !failure) {
       ({ notFound } = resource.applyIdentityPatch(identity, registry, { effectiveAtMs: operation.endMs + this.propagationDelayMs }));
     }
-    resource.busyUntilMs = Math.max(resource.busyUntilMs, operation.endMs);
+    // Refused before any change: the VM/VMSS does not become busy.
     if (notFound.length > 0) throw resource.notFoundError(notFound);
+    if (busy && this.concurrentWrites === "preempt") {
+      // The newer operation wins: the running one ends Canceled, and what it was rolling out lands with this one.
+      this.operations.preemptRunning(resource.id, operation.id);
+      resource.deferPending(now, operation.endMs + this.propagationDelayMs);
+      resource.busyUntilMs = operation.endMs;
+    }
+    resource.busyUntilMs = Math.max(resource.busyUntilMs, operation.endMs);
     const host = req.headers.host ?? `127.0.0.1:${this.#server?.port ?? 443}`;
     const asyncUrl = `https://${host}/subscriptions/${resource.subscriptionId}/providers/Microsoft.Compute/locations/${resource.location}/operations/${operation.id}?api-version=${apiVersion}`;
     sendJson(res, 200, this.#computeJson(resource, now), {
       "azure-asyncoperation": asyncUrl,
       "azure-asyncnotification": "Enabled",
     });
+  }
+
+  #resourceGroup(method: string, route: Extract<ArmRoute, { kind: "resourceGroup" }>, res: ServerResponse): void {
+    if (method !== "GET") throw methodNotAllowed(method);
+    const group = this.#options.compute.getResourceGroup(route.subscriptionId, route.resourceGroup);
+    if (!group) throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
+    sendJson(res, 200, resourceGroupJson(group));
+  }
+
+  #computeList(method: string, route: Extract<ArmRoute, { kind: "computeList" }>, res: ServerResponse): void {
+    if (method !== "GET") throw methodNotAllowed(method);
+    const { compute } = this.#options;
+    if (!compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
+      throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
+    }
+    sendJson(res, 200, { value: compute.listInResourceGroup(route.computeKind, route.subscriptionId, route.resourceGroup).map((r) => this.#computeJson(r)) });
+  }
+
+  /** Instance views, and a scale set's instances (`…/virtualMachines[/{id}[/instanceView]]`). */
+  #computeChild(method: string, route: Extract<ArmRoute, { kind: "computeChild" }>, res: ServerResponse): void {
+    if (method !== "GET") throw methodNotAllowed(method);
+    const resource = this.#findCompute(route);
+    const now = this.#clock.now();
+    const provisioning = now < resource.busyUntilMs ? "updating" : "succeeded";
+    const status = (code: string, displayStatus: string): Record<string, unknown> => ({ code, level: "Info", displayStatus, time: new Date(now).toISOString() });
+    const provisioningStatus = status(`ProvisioningState/${provisioning}`, provisioning === "updating" ? "Updating" : "Provisioning succeeded");
+    if (route.instanceId !== undefined && !resource.instanceIds.includes(route.instanceId)) {
+      throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.Compute/virtualMachineScaleSets/${route.name}/virtualMachines/${route.instanceId}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+    }
+    if (route.child === "instanceView") {
+      if (resource.kind === "virtualMachineScaleSets" && route.instanceId === undefined) {
+        const n = resource.instanceIds.length;
+        sendJson(res, 200, {
+          virtualMachine: { statusesSummary: n > 0 ? [{ code: `ProvisioningState/${provisioning}`, count: n }] : [] },
+          statuses: [provisioningStatus],
+        });
+        return;
+      }
+      const computerName = route.instanceId === undefined ? resource.name : `${resource.name}${route.instanceId.padStart(6, "0")}`;
+      sendJson(res, 200, { computerName, osName: "ubuntu", osVersion: "22.04", statuses: [provisioningStatus, status("PowerState/running", "VM running")] });
+      return;
+    }
+    const instances = route.instanceId === undefined ? resource.instanceIds : [route.instanceId];
+    const json = instances.map((id) => ({
+      name: `${resource.name}_${id}`,
+      id: `${resource.id}/virtualMachines/${id}`,
+      type: "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
+      location: resource.location,
+      instanceId: id,
+      sku: { name: "Standard_DS2_v2", tier: "Standard" },
+      properties: {
+        latestModelApplied: true,
+        vmId: `${resource.vmId.slice(0, -4)}${id.padStart(4, "0").slice(-4)}`,
+        provisioningState: provisioning === "updating" ? "Updating" : "Succeeded",
+        osProfile: { computerName: `${resource.name}${id.padStart(6, "0")}` },
+      },
+    }));
+    sendJson(res, 200, route.instanceId === undefined ? { value: json } : json[0]);
+  }
+
+  #findCompute(route: { subscriptionId: string; resourceGroup: string; computeKind: ComputeResource["kind"]; name: string }): ComputeResource {
+    const { compute } = this.#options;
+    if (!compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
+      throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
+    }
+    const resource = compute.get(route.computeKind, route.subscriptionId, route.resourceGroup, route.name);
+    if (!resource) {
+      throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.Compute/${route.computeKind}/${route.name}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+    }
+    return resource;
   }
 
   #operation(method: string, route: Extract<ArmRoute, { kind: "operation" }>, res: ServerResponse): void {
@@ -319,7 +448,7 @@ export class ArmServer {
       resource.kind === "virtualMachineScaleSets"
         ? { provisioningState, uniqueId: resource.vmId, orchestrationMode: "Uniform", upgradePolicy: { mode: "Manual" } }
         : { provisioningState, vmId: resource.vmId, hardwareProfile: { vmSize: "Standard_DS2_v2" } };
-    if (resource.kind === "virtualMachineScaleSets") json["sku"] = { name: "Standard_DS2_v2", tier: "Standard", capacity: 1 };
+    if (resource.kind === "virtualMachineScaleSets") json["sku"] = { name: "Standard_DS2_v2", tier: "Standard", capacity: resource.instanceIds.length };
     return json;
   }
 
@@ -336,6 +465,23 @@ export class ArmServer {
 
 function methodNotAllowed(method: string): HttpError {
   return armError(405, "UnsupportedHttpMethod", `The requested resource does not support http method '${method}'.`);
+}
+
+function singleHeader(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  const first = Array.isArray(value) ? value[0] : value;
+  // Echoed back: bounded and printable only, so a caller cannot inject header text.
+  return first !== undefined && /^[\x21-\x7e]{1,200}$/.test(first) ? first : undefined;
+}
+
+function resourceGroupJson(group: ResourceGroup): Record<string, unknown> {
+  return {
+    id: `/subscriptions/${group.subscriptionId}/resourceGroups/${group.name}`,
+    name: group.name,
+    type: "Microsoft.Resources/resourceGroups",
+    location: group.location,
+    properties: { provisioningState: "Succeeded" },
+  };
 }
 
 function subscriptionJson(s: { subscriptionId: string; displayName: string; tenantId: string }): Record<string, unknown> {

@@ -36,7 +36,7 @@ export interface PatchTiming {
 }
 
 export interface PatchResult {
-  /** Identities that were requested but do not exist; the rest of the request was applied. */
+  /** Identities that were requested but do not exist; when any, nothing was applied. */
   notFound: string[];
   changed: boolean;
 }
@@ -54,13 +54,17 @@ export class ComputeResource {
   readonly userAssigned = new Map<string, UserAssignment>();
   /** provisioningState is "Updating" until this clock time. */
   busyUntilMs = 0;
+  /** Scale sets: instance IDs ("0", "1", …), as `virtualMachines` lists them; empty for a VM. */
+  readonly instanceIds: readonly string[];
 
-  constructor(kind: ComputeKind, subscriptionId: string, resourceGroup: string, name: string, location: string) {
+  constructor(kind: ComputeKind, subscriptionId: string, resourceGroup: string, name: string, location: string, capacity = 1) {
+    if (!(Number.isInteger(capacity) && capacity >= 0 && capacity <= 1_000)) throw new RangeError(`ComputeResource: capacity must be an integer 0-1000, got ${capacity}`);
     this.kind = kind;
     this.subscriptionId = subscriptionId;
     this.resourceGroup = resourceGroup;
     this.name = name;
     this.location = location;
+    this.instanceIds = kind === "virtualMachineScaleSets" ? Array.from({ length: capacity }, (_, i) => String(i)) : [];
   }
 
   get id(): string {
@@ -69,8 +73,8 @@ export class ComputeResource {
 
   /**
    * Applies an `identity` PATCH with Azure's semantics: `{}` adds, `null` removes, the type
-   * decides whether system- and user-assigned identities are kept. Unknown identities are
-   * skipped and reported while the valid part of the request is applied.
+   * decides whether system- and user-assigned identities are kept. Any unknown identity fails the
+   * whole request (reported in `notFound`) and nothing is applied.
    */
   applyIdentityPatch(patch: unknown, registry: IdentityRegistry, timing: PatchTiming): PatchResult {
     if (patch === null || typeof patch !== "object" || Array.isArray(patch)) {
@@ -117,9 +121,10 @@ export class ComputeResource {
       next.set(key, { resourceId: id, clientId: identity.clientId, principalId: identity.principalId, effectiveAtMs: timing.effectiveAtMs });
     }
 
+    // An unknown identity fails the whole request and nothing is applied, as in Azure (aad-pod-identity's chart:
+    // "if a single identity contains an error or is invalid, then the entire operation fails").
+    if (notFound.length > 0) return { notFound, changed: false };
     if (wantsUser && next.size === 0) {
-      // Nothing valid is left to apply: the request fails as a whole for its unknown identities.
-      if (notFound.length > 0) return { notFound, changed: false };
       throw armError(400, "InvalidParameter", "At least one user assigned identity is required when identity type is 'UserAssigned'.", {
         target: "identity.userAssignedIdentities",
       });
@@ -143,7 +148,16 @@ export class ComputeResource {
     return { notFound, changed: before !== this.#snapshot() };
   }
 
-  /** The error Azure answers when some requested identities do not exist (the others were applied). */
+  /**
+   * A newer operation preempted the running one: identities that were waiting for it take effect when the newer
+   * one ends instead.
+   */
+  deferPending(nowMs: number, effectiveAtMs: number): void {
+    for (const [key, a] of this.userAssigned) if (a.effectiveAtMs > nowMs && a.effectiveAtMs < effectiveAtMs) this.userAssigned.set(key, { ...a, effectiveAtMs });
+    if (this.systemAssigned && this.systemAssigned.effectiveAtMs > nowMs && this.systemAssigned.effectiveAtMs < effectiveAtMs) this.systemAssigned = { ...this.systemAssigned, effectiveAtMs };
+  }
+
+  /** The error Azure answers when some requested identities do not exist (nothing of the request is applied). */
   notFoundError(ids: readonly string[]): Error {
     return failedIdentityOperation(this.id, "NotFound", "NotFound", `Resource '${ids.join(",")}' was not found.`);
   }

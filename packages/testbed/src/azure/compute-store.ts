@@ -13,6 +13,15 @@ export interface AddComputeOptions {
   resourceGroup: string;
   name: string;
   location?: string;
+  /** Scale sets: how many instances (`sku.capacity`, instance IDs 0…n-1); default 1. */
+  capacity?: number;
+}
+
+/** A resource group as ARM lists it (names keep the casing they were created with). */
+export interface ResourceGroup {
+  readonly subscriptionId: string;
+  readonly name: string;
+  readonly location: string;
 }
 
 /**
@@ -22,7 +31,7 @@ export interface AddComputeOptions {
 export class ComputeStore {
   readonly tenantId: string;
   readonly #subscriptions = new Map<string, Subscription>();
-  readonly #resourceGroups = new Set<string>();
+  readonly #resourceGroups = new Map<string, ResourceGroup>();
   readonly #resources = new Map<string, ComputeResource>();
 
   constructor(tenantId: string) {
@@ -47,13 +56,28 @@ export class ComputeStore {
     return [...this.#subscriptions.values()];
   }
 
-  addResourceGroup(subscriptionId: string, resourceGroup: string): void {
+  addResourceGroup(subscriptionId: string, resourceGroup: string, location: string = DEFAULT_LOCATION): void {
     this.#requireSubscription(subscriptionId, "addResourceGroup");
-    this.#resourceGroups.add(`${subscriptionId}/${resourceGroup}`.toLowerCase());
+    const key = `${subscriptionId}/${resourceGroup}`.toLowerCase();
+    if (!this.#resourceGroups.has(key)) this.#resourceGroups.set(key, { subscriptionId, name: resourceGroup, location });
   }
 
   hasResourceGroup(subscriptionId: string, resourceGroup: string): boolean {
     return this.#resourceGroups.has(`${subscriptionId}/${resourceGroup}`.toLowerCase());
+  }
+
+  getResourceGroup(subscriptionId: string, resourceGroup: string): ResourceGroup | undefined {
+    return this.#resourceGroups.get(`${subscriptionId}/${resourceGroup}`.toLowerCase());
+  }
+
+  listResourceGroups(subscriptionId: string): ResourceGroup[] {
+    return [...this.#resourceGroups.values()].filter((g) => g.subscriptionId.toLowerCase() === subscriptionId.toLowerCase());
+  }
+
+  /** The VMs or scale sets of one resource group, in creation order. */
+  listInResourceGroup(kind: ComputeKind, subscriptionId: string, resourceGroup: string): ComputeResource[] {
+    const prefix = `${kind}/${subscriptionId}/${resourceGroup}/`.toLowerCase();
+    return [...this.#resources.entries()].filter(([k]) => k.startsWith(prefix)).map(([, r]) => r);
   }
 
   addVirtualMachine(options: AddComputeOptions): ComputeResource {
@@ -86,8 +110,8 @@ export class ComputeStore {
     this.#requireSubscription(options.subscriptionId, kind === "virtualMachines" ? "addVirtualMachine" : "addScaleSet");
     const k = key(kind, options.subscriptionId, options.resourceGroup, options.name);
     if (this.#resources.has(k)) throw new Error(`ComputeStore: ${kind}/${options.name} already exists in ${options.resourceGroup}`);
-    this.#resourceGroups.add(`${options.subscriptionId}/${options.resourceGroup}`.toLowerCase());
-    const resource = new ComputeResource(kind, options.subscriptionId, options.resourceGroup, options.name, options.location ?? DEFAULT_LOCATION);
+    this.addResourceGroup(options.subscriptionId, options.resourceGroup, options.location ?? DEFAULT_LOCATION);
+    const resource = new ComputeResource(kind, options.subscriptionId, options.resourceGroup, options.name, options.location ?? DEFAULT_LOCATION, options.capacity);
     this.#resources.set(k, resource);
     return resource;
   }

@@ -4,7 +4,7 @@ import type { Clock } from "../clock";
 import { entraError } from "./entra-error";
 import { BodyTooLargeError, HttpError, listen, realSleep, requestUrl, sendJson, readBody, type ListenOptions, type RunningServer, type SleepFn, type TlsMaterial } from "./http";
 import type { IdentityRegistry, ServicePrincipal } from "./identity-registry";
-import { KnownResources } from "./known-resources";
+import { KnownResources, normalizeResource } from "./known-resources";
 import type { TokenIssuer } from "./token-issuer";
 
 export const DEFAULT_ENTRA_SERVER_OPTIONS = {
@@ -129,7 +129,7 @@ export class EntraServer {
   }
 
   #requireTenant(tenant: string): void {
-    if (tenant.toLowerCase() !== this.#options.registry.tenantId.toLowerCase()) {
+    if (!this.#options.registry.isTenant(tenant)) {
       throw entraError(400, "invalid_request", 90002, `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`, this.#clock.now());
     }
   }
@@ -184,12 +184,17 @@ export class EntraServer {
       throw entraError(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", now);
     }
 
+    // First-party resources (ARM, Key Vault, …) take v1 tokens whichever endpoint issued them; an app registered
+    // as a resource decides by its manifest's requestedAccessTokenVersion.
+    const resourceApp = this.#options.registry.getServicePrincipal(normalizeResource(resource).replace(/^api:\/\//, ""));
     const issued = await this.#options.tokenIssuer.issue({
       audience: resource,
       tenantId: principal.tenantId,
       objectId: principal.objectId,
       appId: principal.appId,
       lifetimeMs: this.#options.tokenLifetimeMs ?? DEFAULT_ENTRA_SERVER_OPTIONS.tokenLifetimeMs,
+      clientAuthentication: secret !== undefined && secret !== null ? "secret" : "certificate",
+      version: resourceApp?.accessTokenVersion ?? 1,
     });
     const expiresIn = Math.floor((issued.expiresOnMs - now) / 1000);
     if (v2) {

@@ -33,6 +33,8 @@ export interface ServicePrincipal {
   readonly displayName: string;
   readonly secrets: readonly string[];
   readonly certificates: readonly ServicePrincipalCertificate[];
+  /** The app's manifest `requestedAccessTokenVersion`: tokens issued *for* this app (as a resource) are v1 or v2. */
+  readonly accessTokenVersion: 1 | 2;
 }
 
 export interface CreateUserAssignedIdentityOptions {
@@ -52,9 +54,14 @@ export interface AddServicePrincipalOptions {
   secrets?: string[];
   /** PEM certificates whose keys may sign client assertions. */
   certificatePems?: string[];
+  /** Tokens for this app as a resource: 1 (Entra's default, `requestedAccessTokenVersion` null) or 2. */
+  accessTokenVersion?: 1 | 2;
 }
 
 export const DEFAULT_LOCATION = "eastus";
+
+/** The tenant's verified domain unless told otherwise (every tenant has its `<name>.onmicrosoft.com`). */
+export const DEFAULT_TENANT_DOMAIN = "podidentitytestbed.onmicrosoft.com";
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$/;
 
@@ -69,13 +76,27 @@ export function userAssignedIdentityId(subscriptionId: string, resourceGroup: st
  */
 export class IdentityRegistry {
   readonly tenantId: string;
+  /** Verified domains Entra also accepts in place of the tenant ID (`login.microsoftonline.com/contoso.onmicrosoft.com/…`). */
+  readonly tenantDomains: readonly string[];
   readonly #clock: Clock;
   readonly #identities = new Map<string, UserAssignedIdentity>();
   readonly #principals = new Map<string, ServicePrincipal>();
 
-  constructor(options: { tenantId?: string; clock?: Clock } = {}) {
+  constructor(options: { tenantId?: string; tenantDomains?: readonly string[]; clock?: Clock } = {}) {
     this.tenantId = options.tenantId ?? randomUUID();
+    this.tenantDomains = [...(options.tenantDomains ?? [DEFAULT_TENANT_DOMAIN])];
+    for (const domain of this.tenantDomains) {
+      if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/i.test(domain)) {
+        throw new TypeError(`IdentityRegistry: tenant domain "${domain}" is not a DNS name such as contoso.onmicrosoft.com`);
+      }
+    }
     this.#clock = options.clock ?? systemClock;
+  }
+
+  /** True when `tenant` (from a URL path) names this tenant: its ID or one of its verified domains, any case. */
+  isTenant(tenant: string): boolean {
+    const wanted = tenant.toLowerCase();
+    return wanted === this.tenantId.toLowerCase() || this.tenantDomains.some((d) => d.toLowerCase() === wanted);
   }
 
   /**
@@ -132,6 +153,7 @@ export class IdentityRegistry {
       displayName: options.displayName ?? "testbed-app",
       secrets: [...(options.secrets ?? [])],
       certificates,
+      accessTokenVersion: options.accessTokenVersion ?? 1,
     };
     if (this.#principals.has(principal.appId.toLowerCase())) {
       throw new Error(`IdentityRegistry: a service principal with appId ${principal.appId} already exists`);

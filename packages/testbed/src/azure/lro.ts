@@ -1,7 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../clock";
 
-export type OperationStatus = "InProgress" | "Succeeded" | "Failed";
+export type OperationStatus = "InProgress" | "Succeeded" | "Failed" | "Canceled";
+
+/** What Compute's polling URL reports for an operation a newer one on the same VM/VMSS preempted. */
+export const OPERATION_PREEMPTED: OperationError = { code: "OperationPreempted", message: "Operation execution has been preempted by a more recent operation." };
 
 export interface OperationError {
   code: string;
@@ -21,11 +24,14 @@ export interface Operation {
 
 /**
  * Tracks ARM asynchronous operations (the `Azure-AsyncOperation` protocol): an operation is
- * InProgress until its end time on the clock, then Succeeded, or Failed when started with an error.
+ * InProgress until its end time on the clock, then Succeeded, or Failed when started with an error; Canceled
+ * (OperationPreempted) from the moment a newer operation on the same resource preempted it.
  */
 export class OperationTracker {
   readonly #clock: Clock;
   readonly #operations = new Map<string, Operation>();
+  /** Operation ID → when a newer operation preempted it. */
+  readonly #preempted = new Map<string, number>();
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -50,7 +56,21 @@ export class OperationTracker {
     return this.#operations.get(id.toLowerCase());
   }
 
+  /** Ends every operation of `resourceId` still running now, but `newerId`, as Canceled (OperationPreempted); returns how many. */
+  preemptRunning(resourceId: string, newerId: string): number {
+    const now = this.#clock.now();
+    let n = 0;
+    for (const operation of this.#operations.values()) {
+      if (operation.resourceId.toLowerCase() !== resourceId.toLowerCase() || now >= operation.endMs || operation.id === newerId || this.#preempted.has(operation.id)) continue;
+      this.#preempted.set(operation.id, now);
+      n++;
+    }
+    return n;
+  }
+
   status(operation: Operation): OperationStatus {
+    const preemptedAt = this.#preempted.get(operation.id);
+    if (preemptedAt !== undefined && this.#clock.now() >= preemptedAt) return "Canceled";
     if (this.#clock.now() < operation.endMs) return "InProgress";
     return operation.error ? "Failed" : "Succeeded";
   }
@@ -63,8 +83,9 @@ export class OperationTracker {
       status,
       name: operation.id,
     };
-    if (status !== "InProgress") json["endTime"] = new Date(operation.endMs).toISOString();
+    if (status !== "InProgress") json["endTime"] = new Date(this.#preempted.get(operation.id) ?? operation.endMs).toISOString();
     if (status === "Failed" && operation.error) json["error"] = { ...operation.error };
+    if (status === "Canceled") json["error"] = { ...OPERATION_PREEMPTED };
     return json;
   }
 }

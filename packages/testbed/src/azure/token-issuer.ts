@@ -38,7 +38,20 @@ export interface IssueTokenRequest {
   /** For managed identities: the identity's ARM resource ID (`xms_mirid`). */
   managedIdentityResourceId?: string;
   lifetimeMs?: number;
+  /**
+   * How the client proved itself, as Entra records it in `appidacr` (v1) / `azpacr` (v2): "secret" → "1",
+   * "certificate" → "2" (client assertions, and managed identities, whose tokens carry "2"), "none" → "0" (a
+   * public client). Default "certificate".
+   */
+  clientAuthentication?: ClientAuthentication;
+  /** Token format: 1 (`appid`/`appidacr`, issuer sts.windows.net; first-party resources) or 2 (`azp`/`azpacr`). Default 1. */
+  version?: 1 | 2;
 }
+
+export type ClientAuthentication = "none" | "secret" | "certificate";
+
+/** `appidacr` / `azpacr` values: 0 public client, 1 client secret, 2 certificate. */
+const CLIENT_AUTHENTICATION_CLAIM: Record<ClientAuthentication, string> = { none: "0", secret: "1", certificate: "2" };
 
 export interface IssuedToken {
   token: string;
@@ -63,7 +76,7 @@ export class TokenVerificationError extends Error {
 }
 
 /**
- * Mints v1-style Entra access tokens (RS256 JWT, `iss` https://sts.windows.net/{tid}/) with one
+ * Mints Entra access tokens (RS256 JWT; v1: `iss` https://sts.windows.net/{tid}/, v2: login.microsoftonline.com/{tid}/v2.0) with one
  * signing key, publishes it as a JWKS, and verifies tokens against it on the injectable clock.
  */
 export class TokenIssuer {
@@ -97,6 +110,11 @@ export class TokenIssuer {
     return `https://sts.windows.net/${tenantId}/`;
   }
 
+  /** The issuer of v2 access tokens. */
+  static v2IssuerFor(tenantId: string): string {
+    return `https://login.microsoftonline.com/${tenantId}/v2.0`;
+  }
+
   jwks(): JSONWebKeySet {
     return { keys: [{ ...this.#publicJwk }] };
   }
@@ -106,21 +124,22 @@ export class TokenIssuer {
     const lifetimeMs = request.lifetimeMs ?? this.lifetimeMs;
     const issuedAtMs = now - DEFAULT_TOKEN_ISSUER_OPTIONS.backdateMs;
     const expiresOnMs = now + lifetimeMs;
+    const acr = CLIENT_AUTHENTICATION_CLAIM[request.clientAuthentication ?? "certificate"];
+    const v2 = request.version === 2;
     const claims: Record<string, unknown> = {
       tid: request.tenantId,
       oid: request.objectId,
       sub: request.objectId,
-      appid: request.appId,
-      appidacr: "2",
+      ...(v2 ? { azp: request.appId, azpacr: acr } : { appid: request.appId, appidacr: acr }),
       idtyp: request.idtyp ?? "app",
-      ver: "1.0",
+      ver: v2 ? "2.0" : "1.0",
       uti: randomUUID().replaceAll("-", ""),
     };
     if (request.managedIdentityResourceId !== undefined) claims["xms_mirid"] = request.managedIdentityResourceId;
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: this.kid })
       .setAudience(request.audience)
-      .setIssuer(TokenIssuer.issuerFor(request.tenantId))
+      .setIssuer(v2 ? TokenIssuer.v2IssuerFor(request.tenantId) : TokenIssuer.issuerFor(request.tenantId))
       .setIssuedAt(Math.floor(issuedAtMs / 1000))
       .setNotBefore(Math.floor(issuedAtMs / 1000))
       .setExpirationTime(Math.floor(expiresOnMs / 1000))
@@ -157,7 +176,7 @@ export class TokenIssuer {
       throw new TokenVerificationError("audience", `token audience '${audList.join(",")}' is not accepted`);
     }
     const tid = payload["tid"];
-    if (typeof tid !== "string" || payload.iss !== TokenIssuer.issuerFor(tid)) {
+    if (typeof tid !== "string" || (payload.iss !== TokenIssuer.issuerFor(tid) && payload.iss !== TokenIssuer.v2IssuerFor(tid))) {
       throw new TokenVerificationError("issuer", `token issuer '${String(payload.iss)}' is not accepted`);
     }
     return { claims: payload };

@@ -138,6 +138,32 @@ function resourcesOfCrd(crd: KubeObject): ResourceDef[] {
     });
 }
 
+const API_APPROVED_ANNOTATION = "api-approved.kubernetes.io";
+
+/** Groups Kubernetes reserves for APIs reviewed upstream (k8s.io, kubernetes.io and their subdomains). */
+function isProtectedGroup(group: string): boolean {
+  return ["k8s.io", "kubernetes.io"].some((g) => group === g || group.endsWith(`.${g}`));
+}
+
+/**
+ * A CRD in a protected group must carry api-approved.kubernetes.io: the URL of the approving pull request, or a value
+ * starting with "unapproved" (kube-apiserver's apiextensions validation; aad-pod-identity's CRDs use "unapproved").
+ */
+function approvalErrors(value: string | undefined): FieldError[] {
+  const field = `metadata.annotations[${API_APPROVED_ANNOTATION}]`;
+  if (value === undefined) {
+    return [{ type: "Required", field, detail: `protected groups must have approval annotation "${API_APPROVED_ANNOTATION}", see https://github.com/kubernetes/enhancements/pull/1111` }];
+  }
+  if (value.startsWith("unapproved")) return [];
+  try {
+    const url = new URL(value);
+    if (url.protocol === "http:" || url.protocol === "https:") return [];
+  } catch {
+    // not a URL: invalid below
+  }
+  return [{ type: "Invalid", field, value, detail: 'protected groups must have approval annotation "api-approved.kubernetes.io" with either a URL or a reason starting with "unapproved"' }];
+}
+
 /** Validation of a CustomResourceDefinition (apiextensions.k8s.io/v1), returning field errors. */
 export function validateCrd(crd: KubeObject): FieldError[] {
   const errors: FieldError[] = [];
@@ -152,6 +178,7 @@ export function validateCrd(crd: KubeObject): FieldError[] {
     errors.push({ type: "Invalid", field: "spec.names.plural", value: plural, detail: "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'" });
   }
   if (!str(names["kind"])) errors.push({ type: "Required", field: "spec.names.kind" });
+  if (group && isProtectedGroup(group)) errors.push(...approvalErrors(metaOf(crd).annotations?.[API_APPROVED_ANNOTATION]));
   const name = metaOf(crd).name ?? "";
   if (group && plural && name !== `${plural}.${group}`) {
     errors.push({ type: "Invalid", field: "metadata.name", value: name, detail: 'must be spec.names.plural+"."+spec.group' });

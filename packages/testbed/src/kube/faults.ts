@@ -24,6 +24,8 @@ export interface RequestRecord {
   name: string | undefined;
   /** HTTP status of the response (for watches: of the response head). */
   status: number;
+  /** Latency injected into this request by `addLatency` faults, in ms (0 when none matched). */
+  injectedLatencyMs: number;
 }
 
 /** Which requests a fault or a count applies to; absent fields match anything. */

@@ -45,6 +45,12 @@ export const DEFAULT_KUBE_API_SERVER_OPTIONS = {
   /** The request log keeps this many most recent requests (long demo runs would otherwise grow without bound). */
   requestLogLimit: 100_000,
   anonymousUser: "system:anonymous",
+  /**
+   * How long one second of a deleted pod's grace period lasts on the clock, in ms. Scaled down like the other
+   * emulators' delays (ARM's operationDurationMs is 2 s for what takes tens of seconds on Azure): a pod's default
+   * 30 s grace ends after 3 s unless its kubelet reports it stopped first. 1000 is real time.
+   */
+  podGracePeriodMsPerSecond: 100,
 } as const;
 
 export interface KubeApiServerOptions {
@@ -62,6 +68,7 @@ export interface KubeApiServerOptions {
   watchBookmarkIntervalMs?: number;
   defaultWatchTimeoutSeconds?: number;
   requestLogLimit?: number;
+  podGracePeriodMsPerSecond?: number;
 }
 
 const NON_RESOURCE_PUBLIC = new Set(["/healthz", "/livez", "/readyz", "/version"]);
@@ -92,10 +99,14 @@ export class KubeApiServer {
       watchBookmarkIntervalMs: options.watchBookmarkIntervalMs ?? d.watchBookmarkIntervalMs,
       defaultWatchTimeoutSeconds: options.defaultWatchTimeoutSeconds ?? d.defaultWatchTimeoutSeconds,
       requestLogLimit: options.requestLogLimit ?? d.requestLogLimit,
+      podGracePeriodMsPerSecond: options.podGracePeriodMsPerSecond ?? d.podGracePeriodMsPerSecond,
     };
     for (const key of ["watchHistorySize", "maxRequestBodyBytes", "watchBookmarkIntervalMs", "defaultWatchTimeoutSeconds", "requestLogLimit"] as const) {
       const v = this.#opts[key];
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`KubeApiServer: ${key} must be a positive integer, got ${v}`);
+    }
+    if (!(Number.isFinite(this.#opts.podGracePeriodMsPerSecond) && this.#opts.podGracePeriodMsPerSecond >= 0)) {
+      throw new RangeError(`KubeApiServer: podGracePeriodMsPerSecond must be a number >= 0, got ${this.#opts.podGracePeriodMsPerSecond}`);
     }
     if (!Number.isInteger(this.#opts.port) || this.#opts.port < 0 || this.#opts.port > 65535) {
       throw new RangeError(`KubeApiServer: port must be 0-65535, got ${this.#opts.port}`);
@@ -111,7 +122,7 @@ export class KubeApiServer {
     this.#tls = options.tls;
     this.#tokens = options.tokens ? new Map(Object.entries(options.tokens)) : undefined;
     this.#store = new Store(this.#opts.watchHistorySize);
-    this.#ops = new ResourceOperations(this.#store, this.#registry, () => this.#opts.clock.now());
+    this.#ops = new ResourceOperations(this.#store, this.#registry, () => this.#opts.clock.now(), { podGracePeriodMsPerSecond: this.#opts.podGracePeriodMsPerSecond });
     this.#port = this.#opts.port;
     this.#ops.seedDefaultNamespaces();
   }
@@ -156,6 +167,7 @@ export class KubeApiServer {
   /** Stops the server; open watches end cleanly. */
   async close(): Promise<void> {
     await this.#stopListening(true);
+    this.#ops.forgetGracePeriods();
   }
 
   /**
@@ -167,6 +179,7 @@ export class KubeApiServer {
     await this.#stopListening(false);
     if (!options.keepState) {
       this.#store.reset();
+      this.#ops.forgetGracePeriods();
       this.#registry.setCrds([]);
       this.#ops.seedDefaultNamespaces();
     }
@@ -230,9 +243,20 @@ export class KubeApiServer {
     return this.#ops.patch(def, namespace, name, options.subresource, "application/merge-patch+json", mergePatch, { dryRun: false, fieldValidation: "Warn" }).object;
   }
 
-  /** Deletes an object with the API's semantics (finalizers mark it); returns the DELETE response body. */
-  deleteObject(resource: string, namespace: string | undefined, name: string): KubeObject {
-    return this.#ops.delete(this.#defForKey(resource), namespace, name, undefined, false).object;
+  /**
+   * Deletes an object with the API's semantics (finalizers mark it; a pod on a node gets its grace period — pass
+   * `gracePeriodSeconds: 0` to force it away now); returns the DELETE response body.
+   */
+  deleteObject(resource: string, namespace: string | undefined, name: string, options: { gracePeriodSeconds?: number } = {}): KubeObject {
+    return this.#ops.delete(this.#defForKey(resource), namespace, name, options, false).object;
+  }
+
+  /**
+   * Removes the pods whose grace period has ended on the clock; returns how many. A timer does this with a real
+   * clock; after advancing a ManualClock call it (or make any request: each one checks first).
+   */
+  expireGracePeriods(): number {
+    return this.#ops.expireGracePeriods();
   }
 
   /** Resource keys are plurals, with `.group` outside the core group: `pods`, `leases.coordination.k8s.io`. */
@@ -343,10 +367,12 @@ export class KubeApiServer {
       namespace: undefined,
       name: undefined,
       status: 0,
+      injectedLatencyMs: 0,
     };
     this.#requests.push(record);
     if (this.#requests.length > this.#opts.requestLogLimit) this.#requests.splice(0, this.#requests.length - this.#opts.requestLogLimit);
     res.setHeader("Audit-Id", randomUUID());
+    this.#ops.expireGracePeriods();
     try {
       const url = new URL(req.url ?? "/", "http://localhost");
       record.path = url.pathname;
@@ -399,6 +425,7 @@ export class KubeApiServer {
       name: route.name,
     });
     const latency = this.#faults.latencyMs(record);
+    record.injectedLatencyMs = latency;
     if (latency > 0) await new Promise((resolve) => setTimeout(resolve, latency));
     const injected = this.#faults.takeFailure(record);
     if (injected) throw injected;

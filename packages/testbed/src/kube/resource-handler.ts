@@ -102,6 +102,8 @@ export async function handleResourceRequest(ctx: ResourceHandlerContext, req: In
       const options = { ...(body as Record<string, unknown>) };
       const policy = q.get("propagationPolicy");
       if (policy) options["propagationPolicy"] = policy;
+      const grace = q.get("gracePeriodSeconds");
+      if (grace !== null) options["gracePeriodSeconds"] = grace;
       const r = ops.delete(def, namespace, name as string, options, parseWriteOptions(q).dryRun);
       sendJson(res, r.code, r.object);
       return;

@@ -2,7 +2,8 @@
  * The REST verbs on stored objects — get, list, create, update, patch, delete, deletecollection — with the
  * Kubernetes semantics controllers rely on: optimistic concurrency, no-op updates that do not bump the
  * resourceVersion, finalizers and deletionTimestamp, namespace lifecycle (no creation in missing or
- * terminating namespaces; deletion cascades to the namespace's objects), CRD establishment and cleanup.
+ * terminating namespaces; deletion cascades to the namespace's objects), CRD establishment and cleanup, graceful
+ * deletion of pods (pod-termination.ts).
  */
 import { CRD_CLEANUP_FINALIZER, CRD_STORAGE_KEY, establishedStatus, terminatingCondition } from "./crd-registry";
 import type { ResourceRegistry } from "./crd-registry";
@@ -11,6 +12,7 @@ import { encodeContinue, objectMatches } from "./list-options";
 import type { FieldValidation } from "./object-rules";
 import { formatTimestamp, prepareCreate, prepareUpdate } from "./object-rules";
 import { applyPatch } from "./patch";
+import { GraceDeadlines, podGracePeriodSeconds, requestedGracePeriod, shortensGracePeriod } from "./pod-termination";
 import type { KubeObject, ResourceDef } from "./resources";
 import { apiVersionOf, metaOf, storageKey } from "./resources";
 import type { Store } from "./store";
@@ -34,16 +36,59 @@ export interface WriteResult {
 /** Resources whose DELETE answers with the deleted object rather than a Success Status (as in Kubernetes). */
 const RETURNS_DELETED_OBJECT = new Set(["pods", "namespaces", "nodes", "services", "customresourcedefinitions.apiextensions.k8s.io"]);
 
+export interface ResourceOperationsOptions {
+  /** How long one second of a pod's grace period lasts on the clock (ms); see KubeApiServerOptions. */
+  podGracePeriodMsPerSecond: number;
+}
+
 export class ResourceOperations {
   readonly #store: Store;
   readonly #registry: ResourceRegistry;
   readonly #now: () => number;
+  readonly #podGraceMsPerSecond: number;
+  readonly #graceDeadlines: GraceDeadlines;
   #cleanupScheduled = false;
 
-  constructor(store: Store, registry: ResourceRegistry, now: () => number) {
+  constructor(store: Store, registry: ResourceRegistry, now: () => number, options: ResourceOperationsOptions) {
     this.#store = store;
     this.#registry = registry;
     this.#now = now;
+    this.#podGraceMsPerSecond = options.podGracePeriodMsPerSecond;
+    this.#graceDeadlines = new GraceDeadlines(now, () => this.expireGracePeriods());
+  }
+
+  /** Pods in their grace period (deletion requested, not yet removed). */
+  get terminatingPods(): number {
+    return this.#graceDeadlines.size;
+  }
+
+  /**
+   * Removes every pod whose grace period has ended on the clock, as the kubelet does after its SIGKILL (a pod
+   * with finalizers left keeps them: its grace period becomes 0 and it goes when they do). Returns how many went.
+   */
+  expireGracePeriods(): number {
+    let removed = 0;
+    for (const key of this.#graceDeadlines.takeDue()) {
+      const [namespace, name] = splitKey(key);
+      const pod = this.#store.get("pods", namespace, name);
+      const meta = pod ? metaOf(pod) : undefined;
+      if (!pod || !meta?.deletionTimestamp) continue;
+      if ((meta.finalizers ?? []).length === 0) {
+        this.#store.remove("pods", namespace, name);
+        removed++;
+      } else if ((meta.deletionGracePeriodSeconds ?? 0) !== 0) {
+        const next = structuredClone(pod);
+        metaOf(next).deletionGracePeriodSeconds = 0;
+        this.#store.write("pods", next);
+      }
+    }
+    if (removed > 0) this.#scheduleCleanup();
+    return removed;
+  }
+
+  /** Forgets every grace period (the store was emptied, or the server stops). */
+  forgetGracePeriods(): void {
+    this.#graceDeadlines.clear();
   }
 
   /** The object as served in `def`'s version: apiVersion and kind of the URL. */
@@ -182,10 +227,12 @@ export class ResourceOperations {
     if (opts.dryRun) return { object: this.present(def, next), warnings: ctx.warnings, code: 200 };
     const key = storageKey(def);
     const meta = metaOf(next);
-    if (meta.deletionTimestamp && (meta.finalizers ?? []).length === 0 && !this.#blockedBySpecFinalizers(def, next)) {
+    // A pod in its grace period stays until its kubelet (or the grace period's end) removes it.
+    if (meta.deletionTimestamp && (meta.finalizers ?? []).length === 0 && (meta.deletionGracePeriodSeconds ?? 0) === 0 && !this.#blockedBySpecFinalizers(def, next)) {
       // The last finalizer of an object being deleted is gone: the object goes away now. As in Kubernetes the
       // watch sees one DELETED event (carrying the last stored state) and the caller gets the updated object.
       this.#store.remove(key, meta.namespace, name);
+      if (key === "pods") this.#graceDeadlines.delete(objectKey(meta.namespace, name));
       this.#afterWrite(def);
       return { object: this.present(def, next), warnings: ctx.warnings, code: 200 };
     }
@@ -221,8 +268,9 @@ export class ResourceOperations {
     if (typeof pre["resourceVersion"] === "string" && pre["resourceVersion"] !== meta.resourceVersion) {
       throw conflict(this.#gr(def), name, `Precondition failed: ResourceVersion in precondition: ${pre["resourceVersion"]}, ResourceVersion in meta: ${meta.resourceVersion ?? ""}`);
     }
+    const grace = requestedGracePeriod(opts["gracePeriodSeconds"]);
     if (dryRun) return { object: this.present(def, existing), warnings: [], code: 200 };
-    const result = this.#deleteStored(def, existing);
+    const result = this.#deleteStored(def, existing, grace);
     this.#scheduleCleanup();
     if (result.removed && !RETURNS_DELETED_OBJECT.has(storageKey(def)) && !def.schema) {
       const details: Json = { name, kind: def.plural, uid: meta.uid };
@@ -232,10 +280,11 @@ export class ResourceOperations {
     return { object: this.present(def, result.object), warnings: [], code: 200 };
   }
 
-  /** Deletes or marks an object for deletion (finalizers, namespaces, CRDs). */
-  #deleteStored(def: ResourceDef, existing: KubeObject): { object: KubeObject; removed: boolean } {
+  /** Deletes or marks an object for deletion (finalizers, namespaces, CRDs, pods' grace period). */
+  #deleteStored(def: ResourceDef, existing: KubeObject, requestedGrace?: number): { object: KubeObject; removed: boolean } {
     const key = storageKey(def);
     const meta = metaOf(existing);
+    if (key === "pods") return this.#deletePod(existing, requestedGrace);
     if (meta.deletionTimestamp) return { object: existing, removed: false };
     const nowIso = formatTimestamp(this.#now());
     const isNamespace = key === "namespaces";
@@ -255,6 +304,34 @@ export class ResourceOperations {
     }
     const removed = this.#store.remove(key, meta.namespace, meta.name ?? "");
     return { object: removed ?? existing, removed: true };
+  }
+
+  /**
+   * A pod's DELETE: marked with its grace period and kept, or removed when the period is 0 and no finalizer is
+   * left. A DELETE of a pod already terminating only ever shortens its period (0 removes it: a force deletion, or
+   * the kubelet's final delete once the containers stopped).
+   */
+  #deletePod(existing: KubeObject, requested: number | undefined): { object: KubeObject; removed: boolean } {
+    const meta = metaOf(existing);
+    const name = meta.name ?? "";
+    const key = objectKey(meta.namespace, name);
+    const grace = podGracePeriodSeconds(existing, requested);
+    if (meta.deletionTimestamp && !shortensGracePeriod(existing, grace, requested)) return { object: existing, removed: false };
+    if (grace === 0 && (meta.finalizers ?? []).length === 0) {
+      this.#graceDeadlines.delete(key);
+      const removed = this.#store.remove("pods", meta.namespace, name);
+      return { object: removed ?? existing, removed: true };
+    }
+    const nowMs = this.#now();
+    const endsAtMs = nowMs + grace * this.#podGraceMsPerSecond;
+    const next = structuredClone(existing);
+    const m = metaOf(next);
+    m.deletionTimestamp = formatTimestamp(endsAtMs);
+    m.deletionGracePeriodSeconds = grace;
+    const stored = this.#store.write("pods", next);
+    if (grace > 0) this.#graceDeadlines.set(key, endsAtMs);
+    else this.#graceDeadlines.delete(key);
+    return { object: stored, removed: false };
   }
 
   deleteCollection(def: ResourceDef, namespace: string | undefined, opts: ListOptions, dryRun: boolean): Json {
@@ -330,4 +407,10 @@ export class ResourceOperations {
       this.create(def, undefined, { apiVersion: "v1", kind: "Namespace", metadata: { name } }, { dryRun: false, fieldValidation: "Ignore" });
     }
   }
+}
+
+/** `objectKey`'s inverse: "ns/name" → [namespace, name] (undefined namespace for cluster-scoped keys). */
+function splitKey(key: string): [string | undefined, string] {
+  const slash = key.indexOf("/");
+  return slash < 0 ? [undefined, key] : [key.slice(0, slash) || undefined, key.slice(slash + 1)];
 }

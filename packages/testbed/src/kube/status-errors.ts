@@ -207,7 +207,8 @@ export function invalid(kind: string, group: string, name: string, errors: Field
   const parts = errors.map((e) => `${e.field}: ${formatFieldErrorBody(e)}`);
   const summary = parts.length === 1 ? parts[0] : `[${parts.join(", ")}]`;
   const qualifiedKind = group ? `${kind}.${group}` : kind;
-  const details: StatusDetails = { name };
+  // An empty name is left out, as Go's omitempty does (DeleteOptions errors have none).
+  const details: StatusDetails = name ? { name } : {};
   if (group) details.group = group;
   details.kind = kind;
   details.causes = errors.map((e) => ({ reason: FIELD_REASONS[e.type], message: formatFieldErrorBody(e), field: e.field }));

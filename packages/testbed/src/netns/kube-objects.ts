@@ -124,6 +124,29 @@ export function runningPodStatus(podIp: string, hostIp: string, now: Date): Reco
   };
 }
 
+/**
+ * What the kubelet reports once a deleted pod's containers stopped: the container terminated (exit code 128+n for
+ * signal n, as container runtimes report it), not ready, and the terminal phase (Succeeded only when it exited 0).
+ */
+export function terminatedPodStatus(exitCode: number, now: Date): Record<string, unknown> {
+  const t = now.toISOString().replace(/\.\d+Z$/, "Z");
+  return {
+    phase: exitCode === 0 ? "Succeeded" : "Failed",
+    conditions: ["Ready", "ContainersReady"].map((type) => ({ type, status: "False", reason: "PodCompleted", lastTransitionTime: t })),
+    containerStatuses: [
+      {
+        name: "app",
+        image: "podidentity-testbed/netns:latest",
+        imageID: "",
+        ready: false,
+        started: false,
+        restartCount: 0,
+        state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", finishedAt: t } },
+      },
+    ],
+  };
+}
+
 export function pendingPodStatus(taints: readonly Taint[], nodeCount: number, now: Date): Record<string, unknown> {
   const t = now.toISOString().replace(/\.\d+Z$/, "Z");
   const why = taints.map((x) => `{${x.key}${x.value ? `: ${x.value}` : ""}}`).join(", ");

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeConnection, KubeJson, WatchEvent } from "./kube-client";
 import { KubeRestClient } from "./kube-client";
 import type { NodeObjectInput, PodObjectInput, Taint } from "./kube-objects";
-import { nodeObject, nodeStatus, pendingPodStatus, podObject, runningPodStatus, taintsOf } from "./kube-objects";
+import { nodeObject, nodeStatus, pendingPodStatus, podObject, runningPodStatus, taintsOf, terminatedPodStatus } from "./kube-objects";
 import { NetnsError } from "./errors";
 
 const MERGE = "application/merge-patch+json";
@@ -81,12 +81,37 @@ export class KubeRegistrar {
     await this.client.call("PATCH", `${podPath(p.namespace, p.name)}/status`, { status: runningPodStatus(podIp, hostIp, this.#now()) }, MERGE);
   }
 
-  async deletePod(namespace: string, name: string): Promise<void> {
+  /**
+   * Asks the API to delete the pod, which starts its graceful termination: resolves with the grace period the API
+   * gave it and its uid, or undefined when the DELETE removed it at once (never scheduled, grace period 0) or it was
+   * already gone.
+   */
+  async beginPodDeletion(namespace: string, name: string, gracePeriodSeconds?: number): Promise<{ uid: string; gracePeriodSeconds: number } | undefined> {
+    let deleted: KubeJson;
     try {
-      await this.client.call("DELETE", podPath(namespace, name));
+      deleted = await this.client.call("DELETE", podPath(namespace, name), gracePeriodSeconds === undefined ? undefined : { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds });
     } catch (err) {
       // already gone: what we wanted
       if (statusOf(err) !== 404) throw err;
+      return undefined;
+    }
+    const meta = (deleted["metadata"] as KubeJson | undefined) ?? {};
+    if (typeof meta["deletionTimestamp"] !== "string") return undefined;
+    return { uid: String(meta["uid"] ?? ""), gracePeriodSeconds: typeof meta["deletionGracePeriodSeconds"] === "number" ? meta["deletionGracePeriodSeconds"] : 0 };
+  }
+
+  /**
+   * The kubelet's end of a deletion, once the containers stopped: their terminated status, then the final DELETE
+   * (grace period 0, for this uid only, so a new pod of the same name is never hit). A pod already gone is fine.
+   */
+  async finishPodDeletion(namespace: string, name: string, uid: string, exitCode: number): Promise<void> {
+    try {
+      await this.client.call("PATCH", `${podPath(namespace, name)}/status`, { status: terminatedPodStatus(exitCode, this.#now()) }, MERGE);
+      await this.client.call("DELETE", podPath(namespace, name), { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0, preconditions: { uid } });
+    } catch (err) {
+      // 404: its grace period ended on the API side first; 409: the name now belongs to a new pod
+      const status = statusOf(err);
+      if (status !== 404 && status !== 409) throw err;
     }
   }
 

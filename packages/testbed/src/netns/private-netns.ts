@@ -57,6 +57,9 @@ const ENTER_SCRIPT = [
   "mount -t sysfs podid-sysfs /sys 2>/dev/null || true",
   "ip link set lo up",
   "set +e",
+  // Ctrl-C reaches this shell too (same process group): without a trap, sh would exit 130 after the command, even
+  // when the command handled the SIGINT and exited 0. A trap (unlike ignoring) leaves the command's SIGINT default.
+  "trap : INT",
   '"$@"',
   "exit $?",
 ].join("\n");

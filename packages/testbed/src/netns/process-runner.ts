@@ -80,6 +80,12 @@ export function spawnInNetns(netns: string, files: NetnsFiles, command: string, 
   });
 }
 
+/** How a stopped process ended: its exit code, or the signal that ended it. */
+export interface ProcessExit {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 /** Keeps every process the topology started, so `close()` can end them all. */
 export class ProcessTracker {
   readonly #procs = new Map<ChildProcess, string>();
@@ -92,10 +98,11 @@ export class ProcessTracker {
     return child;
   }
 
-  /** Stops the processes of `owner` (all of them when undefined): SIGTERM, SIGKILL after `graceMs`. */
-  async stop(owner: string | undefined, graceMs: number): Promise<void> {
+  /** Stops the processes of `owner` (all of them when undefined): SIGTERM, SIGKILL after `graceMs`. Returns how each ended. */
+  async stop(owner: string | undefined, graceMs: number): Promise<ProcessExit[]> {
     const targets = [...this.#procs].filter(([, o]) => owner === undefined || o === owner).map(([c]) => c);
     await Promise.all(targets.map((c) => stopProcess(c, graceMs)));
+    return targets.map((c) => ({ exitCode: c.exitCode, signal: c.signalCode }));
   }
 
   get size(): number {

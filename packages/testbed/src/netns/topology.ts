@@ -16,6 +16,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { constants } from "node:os";
 import { join } from "node:path";
 import { NetnsError } from "./errors";
 import { assertPrivateNamespace, createNodeNetwork, createPodNetwork, deleteNetns, ip, listLinks, listNetns, setRouteLocalnet } from "./netns-commands";
@@ -27,7 +28,8 @@ import type { PodObjectInput, Taint } from "./kube-objects";
 import { untoleratedTaints } from "./kube-objects";
 import { KubeRegistrar } from "./kube-registrar";
 import { privateNetnsInfo } from "./private-netns";
-import type { ProcessResult, RunInNetnsOptions, SpawnInNetnsOptions } from "./process-runner";
+import { DEFAULT_KUBE_API_SERVER_OPTIONS } from "../kube/kube-api-server";
+import type { ProcessExit, ProcessResult, RunInNetnsOptions, SpawnInNetnsOptions } from "./process-runner";
 import { caEnvironment, hostsFileText, ProcessTracker, RESOLV_CONF_TEXT, runToCompletion, spawnInNetns, writeNetnsFile } from "./process-runner";
 
 export const DEFAULT_TOPOLOGY_OPTIONS = {
@@ -45,8 +47,13 @@ export const DEFAULT_TOPOLOGY_OPTIONS = {
   firstPodHost: 10,
   metadataAddress: "169.254.169.254",
   metadataPort: 80,
-  /** SIGTERM → SIGKILL grace when stopping processes. */
+  /** SIGTERM → SIGKILL grace when stopping processes outside a pod deletion (close, pods without Kubernetes). */
   stopGraceMs: 2_000,
+  /**
+   * A deleted pod's processes get SIGKILL after its grace period (the API's `deletionGracePeriodSeconds`) times
+   * this, in ms: the same scale as the testbed API server's (`DEFAULT_KUBE_API_SERVER_OPTIONS`).
+   */
+  podGracePeriodMsPerSecond: DEFAULT_KUBE_API_SERVER_OPTIONS.podGracePeriodMsPerSecond as number,
   /** Default deadline of `runInPod` / `runInNode`. */
   runTimeoutMs: 30_000,
   maxNodes: 200,
@@ -62,6 +69,7 @@ export interface TopologyOptions {
   now?: () => Date;
   stopGraceMs?: number;
   runTimeoutMs?: number;
+  podGracePeriodMsPerSecond?: number;
   /** Errors of the background node watch (it retries by itself); default: ignored. */
   onBackgroundError?: (err: unknown) => void;
 }
@@ -73,7 +81,7 @@ export class Topology {
   readonly netnsPrefix: string;
   readonly infraAddress: string;
   readonly runDir: string;
-  readonly #opts: { stopGraceMs: number; runTimeoutMs: number; now: () => Date; onBackgroundError: (err: unknown) => void };
+  readonly #opts: { stopGraceMs: number; runTimeoutMs: number; podGracePeriodMsPerSecond: number; now: () => Date; onBackgroundError: (err: unknown) => void };
   readonly #caEnv: Record<string, string>;
   readonly #nodes = new Map<string, TopologyNode>();
   readonly #pods = new Map<string, TopologyPod>();
@@ -95,13 +103,14 @@ export class Topology {
     this.#opts = {
       stopGraceMs: options.stopGraceMs ?? DEFAULT_TOPOLOGY_OPTIONS.stopGraceMs,
       runTimeoutMs: options.runTimeoutMs ?? DEFAULT_TOPOLOGY_OPTIONS.runTimeoutMs,
+      podGracePeriodMsPerSecond: options.podGracePeriodMsPerSecond ?? DEFAULT_TOPOLOGY_OPTIONS.podGracePeriodMsPerSecond,
       now: options.now ?? (() => new Date()),
       onBackgroundError: options.onBackgroundError ?? (() => undefined),
     };
   }
 
   static #validate(options: TopologyOptions): void {
-    for (const key of ["stopGraceMs", "runTimeoutMs"] as const) {
+    for (const key of ["stopGraceMs", "runTimeoutMs", "podGracePeriodMsPerSecond"] as const) {
       const v = options[key];
       if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new NetnsError("INVALID_ARGUMENT", `Topology: ${key} must be a non-negative integer (ms), got ${v}`);
     }
@@ -324,14 +333,22 @@ export class Topology {
     });
   }
 
-  /** Stops the pod's processes, removes its namespace and its Kubernetes object. */
-  removePod(name: string, namespace = "default"): Promise<void> {
+  /**
+   * Deletes the pod as `kubectl delete pod` and its kubelet would: the DELETE starts its graceful termination (the
+   * object stays, with `deletionTimestamp`, while its processes get SIGTERM and its grace period — `options.
+   * gracePeriodSeconds`, else the API's default — scaled by `podGracePeriodMsPerSecond`, then SIGKILL); once they
+   * stopped, its namespace is removed, the containers reported terminated and the object deleted. Resolves then.
+   */
+  removePod(name: string, namespace = "default", options: { gracePeriodSeconds?: number } = {}): Promise<void> {
     return this.#serial(async () => {
       const pod = this.pod(name, namespace);
+      const kube = this.#kube && pod.existsInKube ? this.#kube : undefined;
       this.#pods.delete(pod.key);
-      await this.#procs.stop(`pod:${pod.key}`, this.#opts.stopGraceMs);
+      const deletion = kube ? await kube.beginPodDeletion(pod.namespace, pod.name, options.gracePeriodSeconds) : undefined;
+      const graceMs = deletion ? deletion.gracePeriodSeconds * this.#opts.podGracePeriodMsPerSecond : this.#opts.stopGraceMs;
+      const exits = await this.#procs.stop(`pod:${pod.key}`, graceMs);
       if (pod.netns && !pod.hostNetwork) await deleteNetns(pod.netns);
-      if (this.#kube && pod.existsInKube) await this.#kube.deletePod(pod.namespace, pod.name);
+      if (kube && deletion) await kube.finishPodDeletion(pod.namespace, pod.name, deletion.uid, containerExitCode(exits));
       pod.markGone(new NetnsError("NOT_FOUND", `pod ${pod.key} was removed`));
     });
   }
@@ -505,6 +522,15 @@ function vnetPrefix(): string {
 function hostPortOf(url: string): { host: string; port: number } {
   const u = new URL(url);
   return { host: u.hostname, port: Number(u.port || (u.protocol === "https:" ? 443 : 80)) };
+}
+
+/** The pod's one container's exit code, from its processes: the first failure (128+n for signal n), else 0. */
+function containerExitCode(exits: readonly ProcessExit[]): number {
+  for (const e of exits) {
+    if (e.signal) return 128 + (constants.signals[e.signal] ?? constants.signals.SIGTERM);
+    if (e.exitCode !== null && e.exitCode !== 0) return e.exitCode;
+  }
+  return 0;
 }
 
 function sameTaints(a: readonly Taint[], b: readonly Taint[]): boolean {

@@ -145,6 +145,12 @@ describe("ArmServer identity PATCH", () => {
   it("removes with null and follows Azure's type transitions", async () => {
     const a = cloud.createUserAssignedIdentity("id-a");
     const b = cloud.createUserAssignedIdentity("id-b");
+    // Each PATCH after the previous operation ended (a PATCH while one runs gets 409: see "concurrent writes").
+    const patchIdentity = async (identity: unknown): Promise<JsonResponse> => {
+      const r = await armCall(vmssPath(), { method: "PATCH", body: { identity } });
+      clock.advance(30_000);
+      return r;
+    };
     await patchIdentity({ type: "SystemAssigned, UserAssigned", userAssignedIdentities: { [a.id]: {}, [b.id]: {} } });
     const both = (await armCall(vmssPath())).body as { identity: { principalId: string; tenantId: string; userAssignedIdentities: object } };
     expect(Object.keys(both.identity.userAssignedIdentities)).toHaveLength(2);
@@ -181,7 +187,7 @@ describe("ArmServer identity PATCH", () => {
     expect(vmss.userAssigned.size).toBe(150);
   });
 
-  it("names unknown identities in FailedIdentityOperation the way MIC parses them, and applies the valid ones", async () => {
+  it("names unknown identities in FailedIdentityOperation the way MIC parses them, and applies nothing", async () => {
     const valid = cloud.createUserAssignedIdentity("valid");
     const ghost1 = `/subscriptions/${cloud.subscriptionId}/resourcegroups/${cloud.resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ghost-1`;
     const ghost2 = ghost1.replace("ghost-1", "ghost-2");
@@ -191,20 +197,22 @@ describe("ArmServer identity PATCH", () => {
     const match = MIC_ID_PATTERN.exec(errorMessage(r));
     expect(match?.[0].slice(1, -1).split(",")).toEqual([ghost1, ghost2]);
 
-    const after = (await armCall(vmssPath())).body as { identity: { userAssignedIdentities: Record<string, unknown> } };
-    expect(Object.keys(after.identity.userAssignedIdentities)).toEqual([valid.id]);
+    const after = (await armCall(vmssPath())).body as { identity?: { userAssignedIdentities?: Record<string, unknown> } };
+    expect(after.identity?.userAssignedIdentities).toBeUndefined();
+    expect(vmss.userAssigned.size).toBe(0);
   });
 
   it("shows null IDs for an identity deleted and re-created under the same name", async () => {
     const original = cloud.createUserAssignedIdentity("recreated");
     await patchIdentity({ type: "UserAssigned", userAssignedIdentities: { [original.id]: {} } });
+    clock.advance(30_000);
     cloud.deleteUserAssignedIdentity(original);
     const recreated = cloud.createUserAssignedIdentity("recreated");
     expect(recreated.clientId).not.toBe(original.clientId);
     const body = (await armCall(vmssPath())).body as { identity: { userAssignedIdentities: Record<string, unknown> } };
     expect(body.identity.userAssignedIdentities[original.id]).toEqual({ principalId: null, clientId: null });
     // Adding it again does not heal the stale entry; it must be removed and re-added, as in Azure.
-    await patchIdentity({ type: "UserAssigned", userAssignedIdentities: { [recreated.id]: {} } });
+    expect((await patchIdentity({ type: "UserAssigned", userAssignedIdentities: { [recreated.id]: {} } })).status).toBe(200);
     expect(((await armCall(vmssPath())).body as typeof body).identity.userAssignedIdentities[original.id]).toEqual({ principalId: null, clientId: null });
   });
 
@@ -222,6 +230,8 @@ describe("ArmServer identity PATCH", () => {
 
 describe("ArmServer throttling", () => {
   it("throttles VMSS writes with a bucket of 12 refilling 4/min, answering 429 with Retry-After", async () => {
+    await arm.close();
+    arm = await cloud.startArm({ operationDurationMs: 0 });
     const id = cloud.createUserAssignedIdentity("id-a");
     const body = { type: "UserAssigned", userAssignedIdentities: { [id.id]: {} } };
     for (let i = 0; i < 12; i++) expect((await patchIdentity(body)).status).toBe(200);
@@ -229,8 +239,9 @@ describe("ArmServer throttling", () => {
     expect(throttled.status).toBe(429);
     expect(throttled.headers["retry-after"]).toBe("15");
     expect(throttled.body).toMatchObject({
-      error: { code: "OperationNotAllowed", message: "The server rejected the request because too many requests have been received for this subscription.", details: [{ code: "TooManyRequests" }] },
+      error: { code: "OperationNotAllowed", message: "The server rejected the request because too many requests have been received for this subscription.", details: [{ code: "TooManyRequests", target: "VMScaleSetUpdateResource" }] },
     });
+    expect(throttled.headers["x-ms-ratelimit-remaining-resource"]).toBe("Microsoft.Compute/PutVMSubscriptionMaximum;1488,Microsoft.Compute/VMScaleSetUpdateResource;0");
     // Reads have their own budget.
     expect((await armCall(vmssPath())).status).toBe(200);
     clock.advance(14_000);
@@ -240,16 +251,22 @@ describe("ArmServer throttling", () => {
     expect((await patchIdentity(body)).status).toBe(429);
   });
 
-  it("throttles per subscription across resources", async () => {
+  it("throttles writes per subscription across resources with ARM's own 429 (SubscriptionRequestsThrottled)", async () => {
     await arm.close();
-    arm = await cloud.startArm({ subscriptionWriteLimit: { capacity: 2, refillPerMinute: 60 } });
+    arm = await cloud.startArm({ operationDurationMs: 0, subscriptionWriteLimit: { capacity: 2, refillPerMinute: 60 } });
     const other = cloud.addScaleSet("other-vmss");
     const id = cloud.createUserAssignedIdentity("id-a");
     const body = { identity: { type: "UserAssigned", userAssignedIdentities: { [id.id]: {} } } };
     expect((await armCall(vmssPath(), { method: "PATCH", body })).status).toBe(200);
     expect((await armCall(`${other.id}?${API}`, { method: "PATCH", body })).status).toBe(200);
     const r = await armCall(`${other.id}?${API}`, { method: "PATCH", body });
-    expect([r.status, r.headers["retry-after"]]).toEqual([429, "1"]);
+    expect([r.status, r.headers["retry-after"], r.headers["x-ms-ratelimit-remaining-subscription-writes"]]).toEqual([429, "1", "0"]);
+    const { oid } = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { oid: string };
+    expect(r.body).toEqual({
+      error: { code: "SubscriptionRequestsThrottled", message: `Number of 'write' requests for subscription '${cloud.subscriptionId}' actor '${oid}' exceeded. Please try again after '1' seconds.` },
+    });
+    // Compute's buckets were not charged for the refused request.
+    expect(r.headers["x-ms-ratelimit-remaining-resource"]).toBeUndefined();
     clock.advance(1_000);
     expect((await armCall(vmssPath(), { method: "PATCH", body })).status).toBe(200);
   });

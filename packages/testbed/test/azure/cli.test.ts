@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -76,6 +77,63 @@ describe("podidentity-testbed up", () => {
   it("rejects invalid options before starting anything", async () => {
     const cli = io();
     await expect(createCli(cli).parseAsync(["node", "podidentity-testbed", "up", "--arm-port", "70000"])).rejects.toMatchObject({ code: "commander.invalidArgument" });
+  });
+});
+
+describe("podidentity-testbed up --identity --secret, and env", () => {
+  const fixture = join(import.meta.dirname, "..", "fixtures", "default-credential-secret.mjs");
+
+  it("creates the identity and the secret with its access policy; an unchanged DefaultAzureCredential app reads it with only the printed env", async () => {
+    const cli = { ...io(), pid: process.pid };
+    const running = createCli(cli).parseAsync(["node", "podidentity-testbed", "up", "--dir", dir, "--nodes", "1", "--identity", "orders-api", "--identity", "audit", "--secret", "db-password=correct horse 'battery'"]);
+    const envCli = { ...io(), pid: process.pid };
+    await createCli(envCli).parseAsync(["node", "podidentity-testbed", "env", "--dir", dir]);
+    await cli.ready;
+    const exported = Object.fromEntries(envCli.lines.map((l) => /^export ([A-Z_a-z]+)=(.*)$/.exec(l)!).map((m) => [m[1]!, m[2]!]));
+    expect(Object.keys(exported).sort()).toEqual(["AZURE_CLIENT_ID", "AZURE_POD_IDENTITY_AUTHORITY_HOST", "CURL_CA_BUNDLE", "HTTPS_PROXY", "NODE_EXTRA_CA_CERTS", "NO_PROXY", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "https_proxy", "no_proxy"]);
+    const endpoints = JSON.parse(await readFile(join(dir, "testbed.json"), "utf8")) as { identities: { name: string; clientId: string }[]; proxy: string };
+    expect(endpoints.identities.map((i) => i.name)).toEqual(["orders-api", "audit"]);
+    expect(exported["AZURE_CLIENT_ID"]).toBe(endpoints.identities[0]!.clientId);
+    expect(exported["HTTPS_PROXY"]).toBe(endpoints.proxy);
+    expect(cli.lines).toContain("secret        https://testbed-kv.vault.azure.net/secrets/db-password (get, list: orders-api, audit)");
+    expect(cli.lines.join("\n")).not.toContain("battery");
+
+    const app = spawn(process.execPath, [fixture], { env: { PATH: process.env["PATH"], ...exported, VAULT_URL: "https://testbed-kv.vault.azure.net", SECRET_NAME: "db-password" }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    app.stdout.on("data", (d: Buffer) => (stdout += String(d)));
+    const [code] = (await once(app, "close")) as [number];
+    expect(JSON.parse(stdout), stdout).toEqual({ ok: true, name: "db-password", length: "correct horse 'battery'".length });
+    expect(code).toBe(0);
+
+    cli.stop("SIGTERM");
+    await running;
+    await expect(access(join(dir, "app.env"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("refuses a malformed, empty or unreadable --secret with a clear message that never repeats the value", async () => {
+    const cases: [string[], string][] = [
+      [["--identity", "app1", "--secret", "db-password"], '--secret "db-password": expected NAME=VALUE (e.g. --secret db-password=s3cret)'],
+      [["--identity", "app1", "--secret", "db-password="], '--secret "db-password": the value is empty; give NAME=VALUE'],
+      [["--identity", "app1", "--secret", "db_password=hunter2"], '--secret "db_password": a Key Vault secret name is 1-127 letters, digits and \'-\''],
+      [["--identity", "app1", "--secret", "=hunter2"], '--secret "": a Key Vault secret name is 1-127 letters, digits and \'-\''],
+      [["--secret", "db-password=hunter2"], "--secret needs at least one --identity NAME that may read it"],
+      [["--identity", "a"], '--identity "a": an identity name is 3-128 letters, digits, \'-\' or \'_\', starting with a letter or digit'],
+      [["--identity", "app1", "--identity", "APP1"], "--identity: the same name was given twice"],
+    ];
+    for (const [args, message] of cases) {
+      const error = await createCli(io()).parseAsync(["node", "podidentity-testbed", "up", "--dir", dir, ...args]).then(() => undefined, (e: Error) => e);
+      expect(error?.message, args.join(" ")).toBe(message);
+      expect(error?.message).not.toContain("hunter2");
+    }
+    // nothing was started: no pid file
+    await expect(access(join(dir, "testbed.pid"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("env fails with the command to run when no testbed is running there", async () => {
+    await writeFile(join(dir, "testbed.pid"), "999999999\n");
+    await expect(createCli(io()).parseAsync(["node", "podidentity-testbed", "env", "--dir", dir])).rejects.toThrow("the testbed (pid 999999999) is not running; start it with `podidentity-testbed up --dir " + dir + "`");
+    await rm(join(dir, "testbed.pid"));
+    await expect(createCli(io()).parseAsync(["node", "podidentity-testbed", "env", "--dir", dir, "--wait-ms", "0"])).rejects.toThrow(/no testbed became ready in .* within 0 ms/);
   });
 });
 

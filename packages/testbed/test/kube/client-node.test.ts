@@ -55,9 +55,13 @@ describe("@kubernetes/client-node against the emulator", () => {
     expect(withStatus.status?.podIP).toBe("10.0.0.7");
     await expect(core.createNamespacedPod({ namespace: "default", body: pod("web") as V1Pod })).rejects.toSatisfy((e) => statusOf(e).code === 409 && statusOf(e).reason === "AlreadyExists");
     await expect(core.replaceNamespacedPod({ name: "web", namespace: "default", body: created })).rejects.toSatisfy((e) => statusOf(e).reason === "Conflict");
-    await core.deleteNamespacedPod({ name: "web", namespace: "default" });
+    // a pod on a node is deleted gracefully: kept, marked, until its kubelet's final delete (grace period 0)
+    const terminating = await core.deleteNamespacedPod({ name: "web", namespace: "default" });
+    expect(terminating.metadata?.deletionGracePeriodSeconds).toBe(30);
+    expect((await core.readNamespacedPod({ name: "web", namespace: "default" })).metadata?.deletionTimestamp).toBeInstanceOf(Date);
+    await core.deleteNamespacedPod({ name: "web", namespace: "default", gracePeriodSeconds: 0 });
     await expect(core.readNamespacedPod({ name: "web", namespace: "default" })).rejects.toSatisfy((e) => statusOf(e).code === 404);
-    expect(server.requestCounts({ user: MIC })).toMatchObject({ "create pods": 3, "list pods": 2, "patch pods": 1, "update pods/status": 1, "update pods": 1, "delete pods": 1, "get pods": 1 });
+    expect(server.requestCounts({ user: MIC })).toMatchObject({ "create pods": 3, "list pods": 2, "patch pods": 1, "update pods/status": 1, "update pods": 1, "delete pods": 2, "get pods": 2 });
   });
 
   it("CustomObjectsApi: custom resources after their CRD is created", async () => {

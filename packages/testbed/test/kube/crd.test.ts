@@ -24,6 +24,23 @@ describe("custom resource definitions", () => {
     expect((await api(server, "GET", AZID_URL)).body).toMatchObject({ kind: "AzureIdentityList", apiVersion: "aadpodidentity.k8s.io/v1", items: [] });
   });
 
+  it("requires kind and apiVersion in a custom resource (no defaulting from the URL, unlike built-ins)", async () => {
+    await api(server, "POST", CRD_URL, azureIdentityCrd());
+    const noKind = await api(server, "POST", AZID_URL, { apiVersion: "aadpodidentity.k8s.io/v1", metadata: { name: "x" }, spec: { type: 0 } });
+    expect(noKind.status).toBe(400);
+    expect(noKind.body.message).toContain("Object 'Kind' is missing");
+  });
+
+  it("refuses a CRD in a protected group (*.k8s.io) without the api-approved.kubernetes.io annotation", async () => {
+    const crd = azureIdentityCrd();
+    const r = await api(server, "POST", CRD_URL, { ...crd, metadata: { name: crd.metadata.name } });
+    expect(r.status).toBe(422);
+    expect(r.body.details.causes).toEqual([expect.objectContaining({ reason: "FieldValueRequired", field: "metadata.annotations[api-approved.kubernetes.io]" })]);
+    const bad = await api(server, "POST", CRD_URL, { ...crd, metadata: { name: crd.metadata.name, annotations: { "api-approved.kubernetes.io": "yes" } } });
+    expect(bad.status).toBe(422);
+    expect((await api(server, "POST", CRD_URL, crd)).status).toBe(201);
+  });
+
   it("prunes undeclared fields, keeps declared capitalised legacy keys, applies defaults", async () => {
     await api(server, "POST", CRD_URL, azureIdentityCrd());
     const r = await api(server, "POST", AZID_URL, azureIdentity("id", { type: 0, ResourceID: "/subscriptions/s/rg/x", ClientID: "c-1", clientId: "wrong-case", extra: { nested: true } }, { topLevel: "dropped" }));

@@ -3,7 +3,8 @@ export function azureIdentityCrd(extra: { printerColumns?: boolean } = {}) {
   return {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
-    metadata: { name: "azureidentities.aadpodidentity.k8s.io" },
+    // *.k8s.io is a protected group: the API server requires this annotation (aad-pod-identity's CRDs carry it).
+    metadata: { name: "azureidentities.aadpodidentity.k8s.io", annotations: { "api-approved.kubernetes.io": "unapproved" } },
     spec: {
       group: "aadpodidentity.k8s.io",
       scope: "Namespaced",
