@@ -102,7 +102,12 @@ describe("fail closed across NMI restarts; rules removed on uninstall", () => {
     expect(file.match(/^# nmi@\S+ pid \d+ started /gm)).toHaveLength(2);
     expect(file.indexOf(KEEP)).toBeGreaterThan(0);
     expect(file.indexOf(KEEP)).toBeLessThan(file.lastIndexOf("# nmi@"));
-    expect(cluster.nmiRequestsFrom(attacker.ip!, node0.name).length).toBe(answered.length);
+    // NMI's own record: every request it saw from the attacker was refused. It may hold one more than the poller
+    // printed — the request in flight when the poller was stopped was answered but never reported.
+    const seenByNmi = cluster.nmiRequestsFrom(attacker.ip!, node0.name);
+    expect(new Set(seenByNmi.map((l) => `${String(l["status"])} ${String(l["code"])}`))).toEqual(new Set(["403 podidentity_no_binding"]));
+    expect(seenByNmi.length - answered.length).toBeGreaterThanOrEqual(0);
+    expect(seenByNmi.length - answered.length).toBeLessThanOrEqual(1);
   });
 
   it("node relabelled out of the DaemonSet's nodeSelector, then SIGTERM: NMI removes its rules", async () => {

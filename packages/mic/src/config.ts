@@ -28,6 +28,13 @@ export const DEFAULT_MIC_OPTIONS = {
   writeBudget: { capacity: 12, refillPerMinute: 4, subscriptionLowWatermark: 20, subscriptionRefillIntervalMs: 100 },
   /** How long the first change waits for more to share its PATCH. */
   batchWindowMs: 50,
+  /**
+   * While changes keep arriving (a Deployment scaling up brings its pods over a second or more), the first PATCH
+   * waits on in steps of this long, at most batchMaxWaitMs in all: a change that misses the PATCH waits for the
+   * VM/VMSS's whole operation (tens of seconds on Azure) before the next one.
+   */
+  batchQuietMs: 250,
+  batchMaxWaitMs: 2_000,
   /** Reuse the state our own PATCH returned for this long instead of a new GET. */
   stateTtlMs: 60_000,
   identityBackoffInitialMs: 2_000,

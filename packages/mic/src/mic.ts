@@ -58,6 +58,9 @@ export interface MicOptions {
   probeHost?: string;
   writeBudget?: WriteBudgetOptions;
   batchWindowMs?: number;
+  /** While changes keep arriving: further waits of this long before the first PATCH, at most batchMaxWaitMs in all. */
+  batchQuietMs?: number;
+  batchMaxWaitMs?: number;
   stateTtlMs?: number;
   identityBackoffInitialMs?: number;
   identityBackoffMaxMs?: number;
@@ -410,6 +413,8 @@ export class Mic {
       logger: this.logger,
       signal,
       batchWindowMs: o.batchWindowMs ?? DEFAULT_MIC_OPTIONS.batchWindowMs,
+      batchQuietMs: o.batchQuietMs ?? DEFAULT_MIC_OPTIONS.batchQuietMs,
+      batchMaxWaitMs: o.batchMaxWaitMs ?? DEFAULT_MIC_OPTIONS.batchMaxWaitMs,
       stateTtlMs: o.stateTtlMs ?? DEFAULT_MIC_OPTIONS.stateTtlMs,
       identityBackoffInitialMs: o.identityBackoffInitialMs ?? DEFAULT_MIC_OPTIONS.identityBackoffInitialMs,
       identityBackoffMaxMs: o.identityBackoffMaxMs ?? DEFAULT_MIC_OPTIONS.identityBackoffMaxMs,

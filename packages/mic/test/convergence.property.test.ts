@@ -57,6 +57,8 @@ let mic: Mic;
 let run = 0;
 const MIC_OPTIONS = {
   batchWindowMs: 5,
+  batchQuietMs: 5,
+  batchMaxWaitMs: 50,
   lroPollIntervalMs: 5,
   targetBackoffInitialMs: 20,
   targetBackoffMaxMs: 200,

@@ -69,6 +69,31 @@ describe("150-entry chunking", () => {
   });
 });
 
+describe("a burst shares one PATCH", () => {
+  it("pods arriving in waves while the first wait runs are all in the first PATCH; a lone pod waits only the window", async () => {
+    h = await Harness.start();
+    const vmss = h.scaleSet("pool1");
+    h.node("node-0", vmss);
+    for (let i = 0; i < 6; i++) {
+      h.msiIdentity(`id-${i}`, h.identity(`id-${i}`));
+      h.binding(`id-${i}`, `id-${i}`, `app-${i}`);
+    }
+    // Waves 40 ms apart: each falls inside the quiet step (400 ms), so MIC keeps waiting until they stop.
+    await h.startMic({ batchWindowMs: 100, batchQuietMs: 400, batchMaxWaitMs: 10_000 });
+    for (let i = 0; i < 5; i++) {
+      h.pod(`web-${i}`, { selector: `app-${i}`, node: "node-0" });
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    await until(() => h.assigned().filter((a) => a.status?.status === "Assigned").length === 5, "5 Assigned", 20_000);
+    expect(h.patches(vmss)).toBe(1);
+    // Later, one pod on its own: one more PATCH, carrying just its identity.
+    h.pod("web-5", { selector: "app-5", node: "node-0" });
+    await until(() => h.assigned().filter((a) => a.status?.status === "Assigned").length === 6, "6 Assigned", 20_000);
+    expect(h.patches(vmss)).toBe(2);
+    expect(h.held(vmss)).toHaveLength(6);
+  });
+});
+
 describe("releasing", () => {
   it("a pod that completes (Succeeded) releases its identity (v1.8 kept it until the pod was deleted)", async () => {
     h = await Harness.start();

@@ -80,6 +80,9 @@ export class Harness {
       armDispatcher: this.#dispatcher!,
       leaderElection: { enabled: false },
       batchWindowMs: 20,
+      // Scaled like the window: a test's burst settles in tens of milliseconds (lifecycle.test.ts tests the default shape).
+      batchQuietMs: 20,
+      batchMaxWaitMs: 200,
       lroPollIntervalMs: 100,
       identityBackoffInitialMs: 300,
       identityBackoffMaxMs: 2_000,

@@ -28,6 +28,44 @@ function dataCount(o: KubeObject): number {
   return Object.keys(obj(o["data"])).length + Object.keys(obj(o["binaryData"])).length;
 }
 
+/** When an event was last / first seen: its series, lastTimestamp / firstTimestamp, else eventTime (as kubectl's printer). */
+function eventTime(o: KubeObject, which: "last" | "first"): unknown {
+  const series = obj(o["series"]);
+  if (which === "last" && typeof series["lastObservedTime"] === "string") return series["lastObservedTime"];
+  const stamp = o[which === "last" ? "lastTimestamp" : "firstTimestamp"];
+  return typeof stamp === "string" ? stamp : (o["eventTime"] ?? null);
+}
+
+/** The event's source as kubectl prints it: `component, host`, or the reporting controller. */
+function eventSource(o: KubeObject): string {
+  const source = obj(o["source"]);
+  const component = typeof source["component"] === "string" && source["component"] ? source["component"] : o["reportingComponent"];
+  const host = typeof source["host"] === "string" && source["host"] ? source["host"] : o["reportingInstance"];
+  return [component, host].filter((x) => typeof x === "string" && x !== "").join(", ");
+}
+
+/**
+ * Kinds whose server-side table has its own column set, without the usual Name first and Age last: events, whose
+ * rows kubectl prints as LAST SEEN, TYPE, REASON, OBJECT, MESSAGE (the rest with `-o wide`).
+ */
+export const BUILTIN_FULL_COLUMNS: Record<string, PrinterColumn[]> = {
+  events: [
+    { ...col("Last Seen", "string", (o) => eventTime(o, "last")), type: "date" },
+    col("Type", "string", (o) => o["type"] ?? ""),
+    col("Reason", "string", (o) => o["reason"] ?? ""),
+    col("Object", "string", (o) => {
+      const involved = obj(o["involvedObject"]);
+      return `${String(involved["kind"] ?? "").toLowerCase()}/${String(involved["name"] ?? "")}`;
+    }),
+    col("Subobject", "string", (o) => obj(o["involvedObject"])["fieldPath"] ?? "", 1),
+    col("Source", "string", eventSource, 1),
+    col("Message", "string", (o) => String(o["message"] ?? "").trim()),
+    { ...col("First Seen", "string", (o) => eventTime(o, "first"), 1), type: "date" },
+    col("Count", "string", (o) => String(o["count"] ?? obj(o["series"])["count"] ?? 1), 1),
+    col("Name", "string", (o) => metaOf(o).name ?? "", 1),
+  ],
+};
+
 export const BUILTIN_COLUMNS: Record<string, PrinterColumn[]> = {
   pods: [
     col("Ready", "string", (o) => {

@@ -35,7 +35,7 @@ function apiResource(d: ResourceDef): Record<string, unknown> {
     singularName: d.singular,
     namespaced: d.namespaced,
     kind: d.kind,
-    verbs: ALL_VERBS,
+    verbs: d.review ? ["create"] : ALL_VERBS,
   };
   if (d.shortNames.length) r["shortNames"] = d.shortNames;
   if (d.categories.length) r["categories"] = d.categories;
@@ -57,6 +57,9 @@ export function apiResourceList(registry: ResourceRegistry, group: string, versi
     resources.push(apiResource(d));
     if (d.statusSubresource) {
       resources.push({ name: `${d.plural}/status`, singularName: "", namespaced: d.namespaced, kind: d.kind, verbs: ["get", "patch", "update"] });
+    }
+    if (d.scaleSubresource) {
+      resources.push({ name: `${d.plural}/scale`, singularName: "", namespaced: d.namespaced, group: "autoscaling", version: "v1", kind: "Scale", verbs: ["get", "patch", "update"] });
     }
   }
   return { kind: "APIResourceList", apiVersion: "v1", groupVersion: group ? `${group}/${version}` : version, resources };

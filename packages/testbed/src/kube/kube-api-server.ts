@@ -438,6 +438,8 @@ export class KubeApiServer {
         maxRequestBodyBytes: this.#opts.maxRequestBodyBytes,
         defaultWatchTimeoutSeconds: this.#opts.defaultWatchTimeoutSeconds,
         watchBookmarkIntervalMs: this.#opts.watchBookmarkIntervalMs,
+        user: record.user,
+        anonymousUser: DEFAULT_KUBE_API_SERVER_OPTIONS.anonymousUser,
       },
       req,
       res,

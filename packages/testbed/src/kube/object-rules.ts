@@ -6,6 +6,7 @@
  */
 import { randomInt, randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
+import { decodeBuiltin, hasBuiltinSchema } from "./builtin-schemas";
 import { validateCrd } from "./crd-registry";
 import type { KubeObject, ObjectMeta, ResourceDef } from "./resources";
 import { apiVersionOf, metaOf } from "./resources";
@@ -150,6 +151,7 @@ export function prepareCreate(ctx: RuleContext, body: unknown, urlNamespace: str
   const { def } = ctx;
   checkTypeMeta(def, body);
   const o = structuredClone(body);
+  const schemaErrors = decodeBody(ctx, o);
   const meta = metaOf(o);
   if (def.namespaced) {
     if (meta.namespace && meta.namespace !== urlNamespace) {
@@ -176,7 +178,7 @@ export function prepareCreate(ctx: RuleContext, body: unknown, urlNamespace: str
   if (def.generation) meta.generation = 1;
   else delete meta.generation;
   if (def.statusSubresource && def.kind !== "Node") delete o["status"];
-  kindRulesOnWrite(ctx, o, undefined);
+  kindRulesOnWrite(ctx, o, undefined, schemaErrors);
   return o;
 }
 
@@ -196,6 +198,7 @@ export function prepareUpdate(ctx: RuleContext, req: UpdateRequest): KubeObject 
   const { def } = ctx;
   checkTypeMeta(def, req.body);
   const body = structuredClone(req.body);
+  const schemaErrors = decodeBody(ctx, body);
   const meta = metaOf(body);
   const old = req.existing;
   const oldMeta = metaOf(old);
@@ -257,7 +260,7 @@ export function prepareUpdate(ctx: RuleContext, req: UpdateRequest): KubeObject 
     }
     throwIfInvalid(def, req.urlName, errors);
   }
-  kindRulesOnWrite(ctx, next, old);
+  kindRulesOnWrite(ctx, next, old, req.subresource === "status" ? [] : schemaErrors);
   const nextMeta = metaOf(next);
   nextMeta.resourceVersion = oldMeta.resourceVersion;
   if (def.generation) {
@@ -327,15 +330,21 @@ function podSpecOf(def: RuleContext["def"], o: Json): { spec: Json; path: string
 
 function defaultPod(o: Json): void {
   const spec = o["spec"] as Json;
+  defaultPodSpec(spec);
+  // Set for pods only: the ServiceAccount and Priority admission plugins and SetDefaults_Pod, not the pod spec defaults.
+  spec["serviceAccountName"] ??= "default";
+  spec["serviceAccount"] ??= spec["serviceAccountName"];
+  spec["enableServiceLinks"] ??= true;
+  spec["priority"] ??= 0;
+}
+
+/** SetDefaults_PodSpec and SetDefaults_Container: applied to pods and to the pod templates of workloads. */
+function defaultPodSpec(spec: Json): void {
   spec["restartPolicy"] ??= "Always";
   spec["dnsPolicy"] ??= "ClusterFirst";
   spec["schedulerName"] ??= "default-scheduler";
   spec["terminationGracePeriodSeconds"] ??= 30;
-  spec["serviceAccountName"] ??= "default";
-  spec["serviceAccount"] ??= spec["serviceAccountName"];
   spec["securityContext"] ??= {};
-  spec["enableServiceLinks"] ??= true;
-  spec["priority"] ??= 0;
   for (const list of ["containers", "initContainers"]) {
     const cs = spec[list];
     if (!Array.isArray(cs)) continue;
@@ -347,7 +356,123 @@ function defaultPod(o: Json): void {
       c["terminationMessagePath"] ??= "/dev/termination-log";
       c["terminationMessagePolicy"] ??= "File";
       c["resources"] ??= {};
+      if (Array.isArray(c["ports"])) for (const p of c["ports"]) if (isObject(p)) p["protocol"] ??= "TCP";
     }
+  }
+}
+
+/** SetDefaults_Deployment / SetDefaults_DaemonSet (apps/v1) and the pod template's spec defaults. */
+function defaultWorkload(def: ResourceDef, o: Json): void {
+  const spec = o["spec"];
+  if (!isObject(spec)) return;
+  const template = spec["template"];
+  if (isObject(template) && isObject(template["spec"])) defaultPodSpec(template["spec"]);
+  spec["revisionHistoryLimit"] ??= 10;
+  if (def.kind === "Deployment") {
+    spec["replicas"] ??= 1;
+    spec["progressDeadlineSeconds"] ??= 600;
+    const strategy = isObject(spec["strategy"]) ? spec["strategy"] : {};
+    strategy["type"] ??= "RollingUpdate";
+    if (strategy["type"] === "RollingUpdate") {
+      const ru = isObject(strategy["rollingUpdate"]) ? strategy["rollingUpdate"] : {};
+      ru["maxUnavailable"] ??= "25%";
+      ru["maxSurge"] ??= "25%";
+      strategy["rollingUpdate"] = ru;
+    }
+    spec["strategy"] = strategy;
+  } else {
+    const strategy = isObject(spec["updateStrategy"]) ? spec["updateStrategy"] : {};
+    strategy["type"] ??= "RollingUpdate";
+    if (strategy["type"] === "RollingUpdate") {
+      const ru = isObject(strategy["rollingUpdate"]) ? strategy["rollingUpdate"] : {};
+      ru["maxUnavailable"] ??= 1;
+      ru["maxSurge"] ??= 0;
+      strategy["rollingUpdate"] = ru;
+    }
+    spec["updateStrategy"] = strategy;
+  }
+}
+
+/** ValidateDeploymentSpec / ValidateDaemonSetSpec: a selector is required and must select the template's labels. */
+function validateWorkloadSelector(kind: string, o: Json, errors: FieldError[]): void {
+  const spec = isObject(o["spec"]) ? o["spec"] : {};
+  const selector = spec["selector"];
+  const template = isObject(spec["template"]) ? spec["template"] : {};
+  const labels = (isObject(template["metadata"]) ? template["metadata"]["labels"] : undefined) as Record<string, string> | undefined;
+  if (!isObject(selector)) {
+    if (!errors.some((e) => e.field === "spec.selector")) errors.push({ type: "Required", field: "spec.selector" });
+  } else {
+    const matchLabels = isObject(selector["matchLabels"]) ? selector["matchLabels"] : {};
+    const expressions = Array.isArray(selector["matchExpressions"]) ? selector["matchExpressions"] : [];
+    if (Object.keys(matchLabels).length === 0 && expressions.length === 0) {
+      errors.push({ type: "Invalid", field: "spec.selector", value: selector, valueText: goLabelSelector(selector), detail: `empty selector is invalid for ${kind.toLowerCase()}` });
+      return;
+    }
+    if (labelSelectorMatches(selector, labels ?? {})) return;
+  }
+  errors.push({ type: "Invalid", field: "spec.template.metadata.labels", value: labels ?? null, valueText: goStringMap(labels), detail: "`selector` does not match template `labels`" });
+}
+
+/** A label map as Go's %#v prints it in validation messages: map[string]string{"app":"x"}. */
+function goStringMap(m: Record<string, string> | undefined): string {
+  if (m === undefined) return "map[string]string(nil)";
+  const keys = Object.keys(m).sort();
+  return `map[string]string{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(m[k])}`).join(", ")}}`;
+}
+
+function goLabelSelector(s: Json): string {
+  const ml = isObject(s["matchLabels"]) ? goStringMap(s["matchLabels"] as Record<string, string>) : "map[string]string(nil)";
+  return `v1.LabelSelector{MatchLabels:${ml}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}`;
+}
+
+/** metav1.LabelSelector semantics: every matchLabels pair and every matchExpressions requirement holds. */
+function labelSelectorMatches(selector: Json, labels: Record<string, string>): boolean {
+  const matchLabels = isObject(selector["matchLabels"]) ? selector["matchLabels"] : {};
+  for (const [k, v] of Object.entries(matchLabels)) if (labels[k] !== v) return false;
+  const expressions = Array.isArray(selector["matchExpressions"]) ? selector["matchExpressions"] : [];
+  for (const e of expressions) {
+    if (!isObject(e)) return false;
+    const key = String(e["key"]);
+    const values = Array.isArray(e["values"]) ? e["values"].map(String) : [];
+    const has = Object.hasOwn(labels, key);
+    switch (e["operator"]) {
+      case "In":
+        if (!has || !values.includes(labels[key] as string)) return false;
+        break;
+      case "NotIn":
+        if (has && values.includes(labels[key] as string)) return false;
+        break;
+      case "Exists":
+        if (!has) return false;
+        break;
+      case "DoesNotExist":
+        if (has) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+/** SetDefaults_Subject (rbac/v1): apiGroup follows the subject's kind. */
+function defaultRbacSubjects(o: Json): void {
+  if (!Array.isArray(o["subjects"])) return;
+  for (const s of o["subjects"]) {
+    if (!isObject(s) || (s["apiGroup"] !== undefined && s["apiGroup"] !== "")) continue;
+    if (s["kind"] === "User" || s["kind"] === "Group") s["apiGroup"] = "rbac.authorization.k8s.io";
+    else if (s["kind"] === "ServiceAccount") s["apiGroup"] = "";
+  }
+}
+
+/** SetDefaults_Service's port defaults. */
+function defaultServicePorts(o: Json): void {
+  const spec = o["spec"];
+  if (!isObject(spec) || !Array.isArray(spec["ports"])) return;
+  for (const p of spec["ports"]) {
+    if (!isObject(p)) continue;
+    p["protocol"] ??= "TCP";
+    p["targetPort"] ??= p["port"];
   }
 }
 
@@ -373,11 +498,35 @@ function validatePod(o: Json, errors: FieldError[]): void {
   });
 }
 
+/**
+ * The typed decode of a built-in body (builtin-schemas.ts): 400 for wrongly typed fields, undeclared fields
+ * dropped (warned about or refused by fieldValidation). Returns the schema's enum/required problems for the 422.
+ */
+function decodeBody(ctx: RuleContext, body: Json): FieldError[] {
+  if (!hasBuiltinSchema(ctx.def)) return [];
+  const { unknownFields, fieldErrors } = decodeBuiltin(ctx.def, body);
+  reportUnknownFields(ctx, unknownFields);
+  return fieldErrors;
+}
+
+/** fieldValidation: Strict refuses undeclared fields (400), Warn (the default) names each in a Warning, Ignore drops them silently. */
+function reportUnknownFields(ctx: RuleContext, unknown: string[]): void {
+  if (!unknown.length) return;
+  if (ctx.fieldValidation === "Strict") {
+    throw new KubeStatusError(
+      400,
+      "BadRequest",
+      `${ctx.def.kind} in version "${ctx.def.version}" cannot be handled as a ${ctx.def.kind}: strict decoding error: ${unknown.map((u) => `unknown field "${u}"`).join(", ")}`,
+    );
+  }
+  if (ctx.fieldValidation === "Warn") ctx.warnings.push(...unknown.map((u) => `unknown field "${u}"`));
+}
+
 /** Per-kind defaulting and validation on create (`old` undefined) and update. */
-function kindRulesOnWrite(ctx: RuleContext, o: Json, old: Json | undefined): void {
+function kindRulesOnWrite(ctx: RuleContext, o: Json, old: Json | undefined, schemaErrors: FieldError[] = []): void {
   const { def } = ctx;
   const name = metaOf(o).name ?? "";
-  const errors: FieldError[] = [];
+  const errors: FieldError[] = [...schemaErrors];
   const podSpec = podSpecOf(def, o);
   if (podSpec) {
     for (const p of canonicalizePodSpecQuantities(podSpec.spec, podSpec.path)) errors.push({ type: "Invalid", field: p.field, value: p.value, detail: p.message });
@@ -411,6 +560,13 @@ function kindRulesOnWrite(ctx: RuleContext, o: Json, old: Json | undefined): voi
       }
       if (o["immutable"] !== true) errors.push({ type: "Forbidden", field: "immutable", detail: "field is immutable when `immutable` is set" });
     }
+  } else if (def.group === "apps" && (def.kind === "Deployment" || def.kind === "DaemonSet")) {
+    validateWorkloadSelector(def.kind, o, errors);
+    defaultWorkload(def, o);
+  } else if (def.group === "rbac.authorization.k8s.io" && (def.kind === "RoleBinding" || def.kind === "ClusterRoleBinding")) {
+    defaultRbacSubjects(o);
+  } else if (def.group === "" && def.kind === "Service") {
+    defaultServicePorts(o);
   } else if (def.group === "" && def.kind === "Namespace") {
     const meta = metaOf(o);
     meta.labels = { ...(meta.labels ?? {}), "kubernetes.io/metadata.name": name };
@@ -442,19 +598,7 @@ function kindRulesOnWrite(ctx: RuleContext, o: Json, old: Json | undefined): voi
 function customResourceRules(ctx: RuleContext, o: Json, errors: FieldError[]): void {
   const schema = ctx.def.schema;
   if (!schema) return;
-  const unknown = pruneObject(o, schema);
-  if (unknown.length) {
-    if (ctx.fieldValidation === "Strict") {
-      throw new KubeStatusError(
-        400,
-        "BadRequest",
-        `${ctx.def.kind} in version "${ctx.def.version}" cannot be handled as a ${ctx.def.kind}: strict decoding error: ${unknown
-          .map((u) => `unknown field "${u}"`)
-          .join(", ")}`,
-      );
-    }
-    if (ctx.fieldValidation === "Warn") ctx.warnings.push(...unknown.map((u) => `unknown field "${u}"`));
-  }
+  reportUnknownFields(ctx, pruneObject(o, schema));
   applyDefaults(o, schema);
   validateValue(o, schema, "", errors);
 }

@@ -14,6 +14,8 @@ import type { Store } from "./store";
 import { badRequest, methodNotAllowed } from "./status-errors";
 import { toTable, wantsTable } from "./table";
 import { WatchSession } from "./watch";
+import { answerReview } from "./access-reviews";
+import { getScale, writeScale } from "./scale-subresource";
 
 export interface ResourceHandlerContext {
   ops: ResourceOperations;
@@ -23,6 +25,9 @@ export interface ResourceHandlerContext {
   maxRequestBodyBytes: number;
   defaultWatchTimeoutSeconds: number;
   watchBookmarkIntervalMs: number;
+  /** The authenticated user of the request, and the name unauthenticated requests get (reviews answer from them). */
+  user: string;
+  anonymousUser: string;
 }
 
 export async function handleResourceRequest(ctx: ResourceHandlerContext, req: IncomingMessage, res: ServerResponse, url: URL, route: ResourceRoute, verb: KubeVerb): Promise<void> {
@@ -30,6 +35,21 @@ export async function handleResourceRequest(ctx: ResourceHandlerContext, req: In
   const { ops } = ctx;
   const q = url.searchParams;
   const limit = ctx.maxRequestBodyBytes;
+  if (def.review) {
+    const body = await readJsonBody(req, limit, true, true);
+    sendJson(res, 201, answerReview(def, body, ctx.user, ctx.anonymousUser));
+    return;
+  }
+  if (subresource === "scale") {
+    if (verb === "get") sendJson(res, 200, getScale(ops, def, namespace, name as string));
+    else if (verb === "update" || verb === "patch") {
+      const contentType = verb === "patch" ? (req.headers["content-type"] ?? "") : undefined;
+      const body = await readJsonBody(req, limit, true, verb === "update");
+      const r = writeScale(ops, def, namespace, name as string, contentType, body, parseWriteOptions(q));
+      sendJson(res, r.code, r.object, r.warnings);
+    } else throw methodNotAllowed();
+    return;
+  }
   switch (verb) {
     case "get": {
       const obj = ops.get(def, namespace, name as string);

@@ -268,9 +268,18 @@ export class ResourceOperations {
     if (typeof pre["resourceVersion"] === "string" && pre["resourceVersion"] !== meta.resourceVersion) {
       throw conflict(this.#gr(def), name, `Precondition failed: ResourceVersion in precondition: ${pre["resourceVersion"]}, ResourceVersion in meta: ${meta.resourceVersion ?? ""}`);
     }
+    if (policy === "Foreground") {
+      // Foreground deletion needs the garbage collector's foregroundDeletion finalizer protocol, which is not
+      // modelled: refuse it loudly instead of answering as if dependents had been deleted first.
+      throw badRequest(
+        `propagationPolicy "Foreground" is not supported by the testbed's API server (no foreground garbage collection): use "Background" (dependents are deleted after their owner) or "Orphan"`,
+      );
+    }
     const grace = requestedGracePeriod(opts["gracePeriodSeconds"]);
     if (dryRun) return { object: this.present(def, existing), warnings: [], code: 200 };
     const result = this.#deleteStored(def, existing, grace);
+    if (policy === "Orphan") this.#orphanDependents(meta.uid);
+    else if (result.removed) this.#collectGarbage(meta.uid);
     this.#scheduleCleanup();
     if (result.removed && !RETURNS_DELETED_OBJECT.has(storageKey(def)) && !def.schema) {
       const details: Json = { name, kind: def.plural, uid: meta.uid };
@@ -278,6 +287,50 @@ export class ResourceOperations {
       return { object: { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", details }, warnings: [], code: 200 };
     }
     return { object: this.present(def, result.object), warnings: [], code: 200 };
+  }
+
+  /** Objects whose ownerReferences name `uid`, with their served definition. */
+  #dependentsOf(uid: string): Array<{ def: ResourceDef; object: KubeObject }> {
+    const found: Array<{ def: ResourceDef; object: KubeObject }> = [];
+    for (const key of this.#store.resources()) {
+      const def = this.#registry.findByStorageKey(key);
+      if (!def) continue;
+      for (const o of this.#store.list(key)) {
+        const refs = metaOf(o).ownerReferences;
+        if (Array.isArray(refs) && refs.some((r) => (r as Json)["uid"] === uid)) found.push({ def, object: o });
+      }
+    }
+    return found;
+  }
+
+  /**
+   * The garbage collector's background deletion: once an owner is gone, each dependent none of whose owners
+   * exist any more is deleted (with its own semantics: finalizers, pods' grace period), and so on down the chain.
+   */
+  #collectGarbage(ownerUid: string | undefined): void {
+    const pending = ownerUid ? [ownerUid] : [];
+    while (pending.length > 0) {
+      const uid = pending.pop() as string;
+      const live = new Set<string>();
+      for (const key of this.#store.resources()) for (const o of this.#store.list(key)) if (metaOf(o).uid) live.add(metaOf(o).uid as string);
+      for (const { def, object } of this.#dependentsOf(uid)) {
+        const owners = (metaOf(object).ownerReferences ?? []).map((r) => (r as Json)["uid"]);
+        if (owners.some((u) => typeof u === "string" && live.has(u)) || metaOf(object).deletionTimestamp) continue;
+        const r = this.#deleteStored(def, object);
+        if (r.removed) pending.push(metaOf(object).uid ?? "");
+      }
+    }
+  }
+
+  /** propagationPolicy=Orphan: the dependents lose their references to the deleted owner and stay. */
+  #orphanDependents(ownerUid: string | undefined): void {
+    if (!ownerUid) return;
+    for (const { def, object } of this.#dependentsOf(ownerUid)) {
+      const next = structuredClone(object);
+      metaOf(next).ownerReferences = (metaOf(next).ownerReferences ?? []).filter((r) => (r as Json)["uid"] !== ownerUid);
+      if (metaOf(next).ownerReferences?.length === 0) delete metaOf(next).ownerReferences;
+      this.#store.write(storageKey(def), next);
+    }
   }
 
   /** Deletes or marks an object for deletion (finalizers, namespaces, CRDs, pods' grace period). */

@@ -60,6 +60,10 @@ export interface ResourceDef {
   printerColumns?: PrinterColumn[];
   /** The CRD that serves this resource, if any. */
   crdName?: string;
+  /** A create-only review answered from the requesting user and never stored (access-reviews.ts). */
+  review?: boolean;
+  /** Serves the autoscaling/v1 `scale` subresource over spec.replicas (`kubectl scale`). */
+  scaleSubresource?: boolean;
 }
 
 export const ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
@@ -197,6 +201,7 @@ export function builtinResources(): ResourceDef[] {
       categories: ["all"],
       statusSubresource: true,
       generation: true,
+      scaleSubresource: true,
     }),
     def({
       group: "apps",
@@ -208,6 +213,8 @@ export function builtinResources(): ResourceDef[] {
       statusSubresource: true,
       generation: true,
     }),
+    def({ group: "authorization.k8s.io", version: "v1", kind: "SelfSubjectAccessReview", plural: "selfsubjectaccessreviews", namespaced: false, review: true }),
+    def({ group: "authentication.k8s.io", version: "v1", kind: "SelfSubjectReview", plural: "selfsubjectreviews", namespaced: false, review: true }),
     def({ group: "rbac.authorization.k8s.io", version: "v1", kind: "Role", plural: "roles" }),
     def({ group: "rbac.authorization.k8s.io", version: "v1", kind: "RoleBinding", plural: "rolebindings" }),
     def({ group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRole", plural: "clusterroles", namespaced: false }),

@@ -11,7 +11,7 @@ export interface ResourceRoute {
   def: ResourceDef;
   namespace: string | undefined;
   name: string | undefined;
-  subresource: "status" | undefined;
+  subresource: "status" | "scale" | undefined;
 }
 
 /** Splits /api/v1/... and /apis/{g}/{v}/... into group, version and the rest; undefined for other paths. */
@@ -42,13 +42,15 @@ export function resolveResource(registry: ResourceRegistry, group: string, versi
   const name = parts[1];
   const sub = parts[2];
   if (def.namespaced && namespace === undefined && name !== undefined) throw pathNotFound();
-  if (sub !== undefined && !(sub === "status" && def.statusSubresource)) throw pathNotFound();
-  return { def, namespace, name, subresource: sub === "status" ? "status" : undefined };
+  if (sub !== undefined && !(sub === "status" && def.statusSubresource) && !(sub === "scale" && def.scaleSubresource)) throw pathNotFound();
+  return { def, namespace, name, subresource: sub === "status" || sub === "scale" ? sub : undefined };
 }
 
 export function verbOf(method: string, route: ResourceRoute, query: URLSearchParams): KubeVerb {
   const watch = query.get("watch");
   const named = route.name !== undefined;
+  // Reviews are create-only, as in kube-apiserver.
+  if (route.def.review && method !== "POST") throw methodNotAllowed();
   switch (method) {
     case "GET":
     case "HEAD":

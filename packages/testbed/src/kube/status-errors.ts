@@ -159,6 +159,8 @@ export interface FieldError {
   type: "Required" | "Invalid" | "NotSupported" | "Forbidden" | "TypeInvalid" | "Duplicate" | "TooLong";
   field: string;
   value?: unknown;
+  /** The value as Go's validation prints it (`map[string]string{"app":"x"}`), when the JSON rendering differs. */
+  valueText?: string;
   detail?: string;
   supported?: string[];
 }
@@ -198,7 +200,7 @@ export function formatFieldErrorBody(e: FieldError): string {
       return `Too long${suffix}`;
     case "Invalid":
     case "TypeInvalid":
-      return `Invalid value: ${formatValue(e.value)}${suffix}`;
+      return `Invalid value: ${e.valueText ?? formatValue(e.value)}${suffix}`;
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import type { KubeObject, PrinterColumn, ResourceDef } from "./resources";
 import { metaOf, storageKey } from "./resources";
-import { BUILTIN_COLUMNS } from "./builtin-columns";
+import { BUILTIN_COLUMNS, BUILTIN_FULL_COLUMNS } from "./builtin-columns";
 
 type Json = Record<string, unknown>;
 
@@ -53,6 +53,8 @@ function cellValue(col: PrinterColumn, obj: KubeObject, nowMs: number): unknown 
 }
 
 export function toTable(def: ResourceDef, objects: KubeObject[], listMetadata: Json, nowMs: number, includeObject: string | null): Json {
+  const full = def.schema ? undefined : BUILTIN_FULL_COLUMNS[storageKey(def)];
+  if (full) return tableOf(full, objects, listMetadata, nowMs, includeObject);
   const age: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp", description: "CreationTimestamp is a timestamp representing the server time when this object was created." };
   const builtin = def.schema ? undefined : BUILTIN_COLUMNS[storageKey(def)];
   const columns: PrinterColumn[] = def.printerColumns && def.printerColumns.length > 0 ? def.printerColumns : builtin
@@ -62,8 +64,15 @@ export function toTable(def: ResourceDef, objects: KubeObject[], listMetadata: J
     { name: "Name", type: "string", format: "name", description: "Name must be unique within a namespace.", priority: 0 },
     ...columns.map((c) => ({ name: c.name, type: c.type, format: c.format ?? "", description: c.description ?? "", priority: c.priority ?? 0 })),
   ];
+  return { ...tableOf(columns, objects, listMetadata, nowMs, includeObject, true), columnDefinitions };
+}
+
+/** Rows of `columns` (after the object's name when `withName`). */
+function tableOf(columns: PrinterColumn[], objects: KubeObject[], listMetadata: Json, nowMs: number, includeObject: string | null, withName = false): Json {
+  const columnDefinitions = columns.map((c) => ({ name: c.name, type: c.type, format: c.format ?? "", description: c.description ?? "", priority: c.priority ?? 0 }));
   const rows = objects.map((o) => {
-    const row: Json = { cells: [metaOf(o).name ?? "", ...columns.map((c) => cellValue(c, o, nowMs))] };
+    const cells = columns.map((c) => cellValue(c, o, nowMs));
+    const row: Json = { cells: withName ? [metaOf(o).name ?? "", ...cells] : cells };
     if (includeObject === "Object") row["object"] = o;
     else if (includeObject !== "None") row["object"] = { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: metaOf(o) };
     return row;

@@ -30,7 +30,7 @@ describe("discovery", () => {
     const groups = (await api(server, "GET", "/apis")).body;
     expect(groups.kind).toBe("APIGroupList");
     const names = groups.groups.map((g: { name: string }) => g.name).sort();
-    expect(names).toEqual(["apiextensions.k8s.io", "apps", "coordination.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io"]);
+    expect(names).toEqual(["apiextensions.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "coordination.k8s.io", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io"]);
     const coordination = groups.groups.find((g: { name: string }) => g.name === "coordination.k8s.io");
     expect(coordination.preferredVersion).toEqual({ groupVersion: "coordination.k8s.io/v1", version: "v1" });
     const rbac = (await api(server, "GET", "/apis/rbac.authorization.k8s.io/v1")).body;

@@ -87,7 +87,9 @@ describe.skipIf(!kubectl && !ci)("kubectl against the emulator (HTTPS, bearer to
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout.trim()).toBe("deployment.apps/web configured");
     const stored = server.getObject("deployments.apps", "default", "web") as { metadata: { annotations: Record<string, string>; generation: number }; spec: { template: { spec: { containers: unknown[] } } } };
-    expect(stored.spec.template.spec.containers).toEqual([{ name: "app", image: "nginx:2", env: [{ name: "NEW", value: "1" }] }]);
+    expect(stored.spec.template.spec.containers).toEqual([
+      { name: "app", image: "nginx:2", env: [{ name: "NEW", value: "1" }], imagePullPolicy: "IfNotPresent", resources: {}, terminationMessagePath: "/dev/termination-log", terminationMessagePolicy: "File" },
+    ]);
     expect(stored.metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]).toContain("nginx:2");
     expect(stored.metadata.generation).toBe(2);
     expect(server.countRequests({ user: USER, verb: "patch", resource: "deployments" })).toBe(1);

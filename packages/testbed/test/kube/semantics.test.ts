@@ -166,7 +166,7 @@ describe("finalizers and deletion", () => {
     expect(badPolicy.status).toBe(422);
     const badUid = await api(server, "DELETE", `${CM}/d`, { preconditions: { uid: "other" } });
     expect(badUid.status).toBe(409);
-    const del = await api(server, "DELETE", `${CM}/d`, { propagationPolicy: "Foreground", preconditions: { uid: created.body.metadata.uid } });
+    const del = await api(server, "DELETE", `${CM}/d`, { propagationPolicy: "Background", preconditions: { uid: created.body.metadata.uid } });
     expect(del.status).toBe(200);
     expect(del.body).toMatchObject({ kind: "Status", status: "Success", details: { name: "d", kind: "configmaps" } });
     expect((await api(server, "GET", `${CM}/d`)).status).toBe(404);
@@ -228,9 +228,11 @@ describe("patch formats", () => {
       { "content-type": "application/strategic-merge-patch+json" },
     );
     expect(r.status).toBe(200);
+    // The server defaults each template container (SetDefaults_Container), as kube-apiserver does.
+    const defaults = { imagePullPolicy: "IfNotPresent", resources: {}, terminationMessagePath: "/dev/termination-log", terminationMessagePolicy: "File" };
     expect(r.body.spec.template.spec.containers).toEqual([
-      { name: "app", image: "nginx:2" },
-      { name: "new", image: "x:1" },
+      { name: "app", image: "nginx:2", ...defaults },
+      { name: "new", image: "x:1", ...defaults },
     ]);
     const fin = await api(server, "PATCH", `${DEPLOY}/s`, { metadata: { finalizers: ["a/b"] } }, { "content-type": "application/strategic-merge-patch+json" });
     const fin2 = await api(server, "PATCH", `${DEPLOY}/s`, { metadata: { finalizers: ["c/d"] } }, { "content-type": "application/strategic-merge-patch+json" });
