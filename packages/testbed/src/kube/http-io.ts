@@ -32,19 +32,11 @@ export function sendError(res: ServerResponse, err: unknown): void {
  * content type names the patch format). Returns undefined for an empty optional body.
  */
 export async function readJsonBody(req: IncomingMessage, limitBytes: number, required: boolean, jsonOnly: boolean): Promise<unknown> {
-  if (Number(req.headers["content-length"] ?? 0) > limitBytes) throw requestTooLarge(limitBytes);
   const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
   if (jsonOnly && type !== "" && type !== "application/json" && type !== "*/*") {
     throw unsupportedMediaType(type, ["application/json"]);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limitBytes) throw requestTooLarge(limitBytes);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString("utf8");
+  const text = (await readRawBody(req, limitBytes)).toString("utf8");
   if (text.trim() === "") {
     if (required) throw badRequest("the body of the request was empty");
     return undefined;
@@ -55,6 +47,19 @@ export async function readJsonBody(req: IncomingMessage, limitBytes: number, req
     // Malformed JSON is the client's error: 400, as the real server's decoder reports it.
     throw badRequest(`couldn't get version/kind; json parse error: ${(err as Error).message}`);
   }
+}
+
+/** A body of any content type, at most `limitBytes` (413 beyond). */
+export async function readRawBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  if (Number(req.headers["content-length"] ?? 0) > limitBytes) throw requestTooLarge(limitBytes);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limitBytes) throw requestTooLarge(limitBytes);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
 }
 
 export function parseWriteOptions(q: URLSearchParams): WriteOptions {

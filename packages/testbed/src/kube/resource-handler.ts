@@ -3,7 +3,7 @@
  * response — JSON objects and lists, Tables for kubectl, or a watch stream.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { parseWriteOptions, readJsonBody, sendJson } from "./http-io";
+import { parseWriteOptions, readJsonBody, readRawBody, sendJson } from "./http-io";
 import type { KubeVerb } from "./faults";
 import { parseListOptions } from "./list-options";
 import type { ResourceOperations } from "./resource-operations";
@@ -15,6 +15,7 @@ import { badRequest, methodNotAllowed } from "./status-errors";
 import { toTable, wantsTable } from "./table";
 import { WatchSession } from "./watch";
 import { answerReview } from "./access-reviews";
+import { decodeReviewProtobuf, KUBERNETES_PROTOBUF } from "./review-protobuf";
 import { getScale, writeScale } from "./scale-subresource";
 
 export interface ResourceHandlerContext {
@@ -36,7 +37,8 @@ export async function handleResourceRequest(ctx: ResourceHandlerContext, req: In
   const q = url.searchParams;
   const limit = ctx.maxRequestBodyBytes;
   if (def.review) {
-    const body = await readJsonBody(req, limit, true, true);
+    const protobuf = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() === KUBERNETES_PROTOBUF;
+    const body = protobuf ? decodeReviewProtobuf(await readRawBody(req, limit)) : await readJsonBody(req, limit, true, true);
     sendJson(res, 201, answerReview(def, body, ctx.user, ctx.anonymousUser));
     return;
   }

@@ -38,6 +38,32 @@ describe("reviews, /scale, event columns and garbage collection over raw HTTP", 
     expect((await api(server, "GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")).status).toBe(405);
   });
 
+  it("decodes the protobuf review bodies kubectl sends (application/vnd.kubernetes.protobuf); other protobuf is refused", async () => {
+    // Kubernetes protobuf, built by hand from generated.proto: "k8s\0" + Unknown{typeMeta{apiVersion, kind}, raw}.
+    const field = (n: number, value: Buffer | string): Buffer => {
+      const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value);
+      return Buffer.concat([Buffer.from([(n << 3) | 2, bytes.length]), bytes]);
+    };
+    const envelope = (apiVersion: string, kind: string, raw: Buffer): Buffer =>
+      Buffer.concat([Buffer.from("k8s\0", "latin1"), field(1, Buffer.concat([field(1, apiVersion), field(2, kind)])), field(2, raw)]);
+    const post = (path: string, body: Buffer) =>
+      fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/vnd.kubernetes.protobuf" }, body });
+    const attributes = Buffer.concat([field(1, "shop"), field(2, "get"), field(5, "secrets"), field(7, "kv")]);
+    const ssar = envelope("authorization.k8s.io/v1", "SelfSubjectAccessReview", Buffer.concat([field(1, Buffer.alloc(0)), field(2, field(1, attributes))]));
+    const can = await post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", ssar);
+    expect(can.status).toBe(201);
+    expect(await can.json()).toMatchObject({ spec: { resourceAttributes: { namespace: "shop", verb: "get", resource: "secrets", name: "kv" } }, status: { allowed: true } });
+    const who = await post("/apis/authentication.k8s.io/v1/selfsubjectreviews", envelope("authentication.k8s.io/v1", "SelfSubjectReview", field(1, Buffer.alloc(0))));
+    expect(who.status).toBe(201);
+    expect(((await who.json()) as { status: { userInfo: { username: string } } }).status.userInfo.username).toBe("system:anonymous");
+    const truncated = await post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", ssar.subarray(0, ssar.length - 3));
+    expect(truncated.status).toBe(400);
+    const noMagic = await post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", ssar.subarray(4));
+    expect(noMagic.status).toBe(400);
+    const pod = await fetch(`${server.url}/api/v1/namespaces/default/pods`, { method: "POST", headers: { "content-type": "application/vnd.kubernetes.protobuf" }, body: envelope("v1", "Pod", Buffer.alloc(0)) });
+    expect(pod.status).toBe(415);
+  });
+
   it("serves deployments/scale: GET reads spec.replicas and the selector, PATCH and PUT change only replicas", async () => {
     await api(server, "POST", DEPLOY, deployment("s"));
     const scale = await api(server, "GET", `${DEPLOY}/s/scale`);

@@ -35,11 +35,6 @@ export const KNOWN_DIFFERENCES: Record<string, KnownDifference> = {
     real: { status: 403, reason: "Forbidden", code: 403, details: { kind: "pods" } },
     emulator: { status: 200, kind: "PodList" },
   },
-  "kubectl auth can-i": {
-    reason: "the emulator answers SelfSubjectAccessReview (allowed: no RBAC), but kubectl as this suite runs it against the emulator still fails; not yet diagnosed (packages/testbed/test/kube/reviews-scale-gc.test.ts passes with kubectl over HTTPS + token)",
-    real: { code: 0, stdout: "yes" },
-    emulator: { code: 1, stdout: "" },
-  },
   "kubectl explain": {
     reason: "the emulator's /openapi/v2 is schema-less by design (kubectl < 1.27 would otherwise validate client-side against it), so explain finds no fields",
     real: { code: 0, mentionsField: true },
