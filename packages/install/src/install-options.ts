@@ -1,7 +1,61 @@
 import type { AzureIdentity, AzureIdentityBinding } from "@podidentity/api";
+import type { IDaemonSetUpdateStrategy } from "kubernetes-models/apps/v1/DaemonSetUpdateStrategy";
+import type { IAffinity } from "kubernetes-models/v1/Affinity";
+import type { IResourceRequirements } from "kubernetes-models/v1/ResourceRequirements";
+import type { IToleration } from "kubernetes-models/v1/Toleration";
+import type { ITopologySpreadConstraint } from "kubernetes-models/v1/TopologySpreadConstraint";
 
 /** `standard`: MIC assigns identities to nodes, NMI serves them. `managed`: NMI only; identities are assigned by hand. */
 export type OperationMode = "standard" | "managed";
+
+/** Scheduling and pod settings of one workload (v1.8's chart `mic.*` / `nmi.*` values of the same names). */
+export interface WorkloadSettings {
+  /** Image name under `imageRegistry` (v1.8's `mic.image`); podidentity's images are podidentity-mic / podidentity-nmi. */
+  imageName: string;
+  /** Image tag; unset: `tag`. */
+  tag?: string | undefined;
+  /** Unset: none. */
+  priorityClassName?: string | undefined;
+  nodeSelector: Readonly<Record<string, string>>;
+  tolerations: readonly IToleration[];
+  /** Unset: none. */
+  affinity?: IAffinity | undefined;
+  resources: IResourceRequirements;
+  /** Added to the pods' annotations / labels (never replacing the selector labels). */
+  podAnnotations: Readonly<Record<string, string>>;
+  podLabels: Readonly<Record<string, string>>;
+  /** klog verbosity passed as `-v=<n>` (the daemons map it to a log level); unset: not passed. */
+  logVerbosity?: number | undefined;
+  httpProbePort: number;
+  prometheusPort: number;
+}
+
+export interface MicSettings extends WorkloadSettings {
+  replicas: number;
+  topologySpreadConstraints: readonly ITopologySpreadConstraint[];
+  /** MIC's PodDisruptionBudget spec (minAvailable or maxUnavailable). */
+  podDisruptionBudget: { minAvailable?: number | string; maxUnavailable?: number | string };
+  /** The leader-election Lease (`--leader-election-name`); MIC's Role grants get/update on this name only. */
+  leaseName: string;
+  /** `--leader-election-duration` (Go duration, e.g. `15s`); unset: MIC's default. */
+  leaderElectionDuration?: string | undefined;
+  /** `--identity-assignment-reconcile-interval` (Go duration); unset: MIC's default. */
+  identityAssignmentReconcileInterval?: string | undefined;
+}
+
+export interface NmiSettings extends WorkloadSettings {
+  updateStrategy: IDaemonSetUpdateStrategy;
+  /** The node's kubelet flags file NMI checks for kubenet, mounted as that single file (`FileOrCreate`, as v1.8). */
+  kubeletConfig: string;
+  allowNetworkPluginKubenet: boolean;
+  /** `--block-instance-metadata` / `--metadata-header-required`; unset: NMI's defaults (false / true). */
+  blockInstanceMetadata?: boolean | undefined;
+  metadataHeaderRequired?: boolean | undefined;
+  /** `--ipt-update-interval-sec`; unset: NMI's default (60). */
+  ipTablesUpdateIntervalSec?: number | undefined;
+  /** `--enable-conntrack-deletion`; unset: NMI's default (false). */
+  enableConntrackDeletion?: boolean | undefined;
+}
 
 /** Everything `render` takes. Flags map onto these one to one (see main.ts). */
 export interface InstallOptions {
@@ -29,7 +83,24 @@ export interface InstallOptions {
    * MIN_KUBERNETES_VERSION instead of printing manifests its API server would reject. Unset: not checked.
    */
   kubeVersion?: string | undefined;
+  imagePullPolicy: "Always" | "IfNotPresent" | "Never";
+  /** Names of Secrets (in `namespace`) used to pull the images. */
+  imagePullSecrets: readonly string[];
+  /** Render the AzurePodIdentityException that lets MIC's pods reach IMDS (v1.8's `installMICException`). */
+  installMicException: boolean;
+  /** Render the aggregated view/edit ClusterRoles for the custom resources (v1.8's `rbac.createUserFacingClusterRoles`). */
+  createUserFacingClusterRoles: boolean;
+  /**
+   * NMI removes the startup taint `podidentity.io/nmi-not-ready:NoSchedule` from its node (`--remove-node-taint`),
+   * which needs cluster-wide `patch`/`update` on Nodes. false: NMI gets read access to Nodes only.
+   */
+  startupTaint: boolean;
+  mic: MicSettings;
+  nmi: NmiSettings;
 }
+
+/** What callers pass: any option, and any part of `mic` / `nmi` (the rest comes from the defaults). */
+export type InstallInput = Partial<Omit<InstallOptions, "mic" | "nmi">> & { mic?: Partial<MicSettings>; nmi?: Partial<NmiSettings> };
 
 /**
  * The oldest Kubernetes the rendered manifests work on, and why: the newest API version or field each needs
@@ -51,7 +122,7 @@ export interface IdentityWithBinding {
 /** Version of the images this release of the installer renders by default; kept equal to package.json (tested). */
 export const INSTALL_VERSION = "0.1.0";
 
-export const DEFAULT_INSTALL_OPTIONS: Readonly<InstallOptions> = Object.freeze({
+export const DEFAULT_INSTALL_OPTIONS: Readonly<InstallOptions> = Object.freeze<InstallOptions>({
   mode: "standard",
   namespace: "kube-system",
   forceNamespaced: true,
@@ -61,6 +132,49 @@ export const DEFAULT_INSTALL_OPTIONS: Readonly<InstallOptions> = Object.freeze({
   immutableUserMsis: [],
   allowAccessToSecrets: false,
   identities: [],
+  imagePullPolicy: "IfNotPresent",
+  imagePullSecrets: [],
+  installMicException: true,
+  createUserFacingClusterRoles: false,
+  startupTaint: true,
+  mic: {
+    imageName: "podidentity-mic",
+    nodeSelector: { "kubernetes.io/os": "linux" },
+    tolerations: [],
+    // Prefer MIC's replicas on different nodes (selector: MIC's own pods only).
+    affinity: {
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          { weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: { "app.kubernetes.io/name": "podidentity-mic" } } } },
+        ],
+      },
+    },
+    // v1.8's chart values; MIC holds informer caches of pods, nodes and the custom resources.
+    resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "200m", memory: "1Gi" } },
+    podAnnotations: {},
+    podLabels: {},
+    httpProbePort: 8080,
+    prometheusPort: 8888,
+    replicas: 2,
+    topologySpreadConstraints: [],
+    podDisruptionBudget: { minAvailable: 1 },
+    leaseName: "aad-pod-identity-mic",
+  },
+  nmi: {
+    imageName: "podidentity-nmi",
+    priorityClassName: "system-node-critical",
+    nodeSelector: { "kubernetes.io/os": "linux" },
+    // Every taint, including the startup taint NMI removes once interception is live.
+    tolerations: [{ operator: "Exists" }],
+    resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "200m", memory: "512Mi" } },
+    podAnnotations: {},
+    podLabels: {},
+    httpProbePort: 8085,
+    prometheusPort: 9090,
+    updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+    kubeletConfig: "/etc/default/kubelet",
+    allowNetworkPluginKubenet: false,
+  },
 });
 
 /** Names of the objects the installer creates; one place, so the docs, the RBAC check and tests agree. */
@@ -105,9 +219,15 @@ const IMAGE_TAG = /^[\w][\w.-]{0,127}$/;
 const IMAGE_REGISTRY = /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\.[a-z0-9]+([._-][a-z0-9]+)*)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/;
 
 /** Fills in defaults and checks every option; throws InstallOptionsError naming the flag. */
-export function resolveInstallOptions(input: Partial<InstallOptions> = {}): InstallOptions {
-  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as Partial<InstallOptions>;
-  const o: InstallOptions = { ...DEFAULT_INSTALL_OPTIONS, ...defined };
+export function resolveInstallOptions(input: InstallInput = {}): InstallOptions {
+  const definedOf = <T extends object>(x: T | undefined): Partial<T> => Object.fromEntries(Object.entries(x ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+  const defined = definedOf(input) as Partial<InstallOptions>;
+  const o: InstallOptions = {
+    ...DEFAULT_INSTALL_OPTIONS,
+    ...defined,
+    mic: { ...DEFAULT_INSTALL_OPTIONS.mic, ...definedOf(input.mic) },
+    nmi: { ...DEFAULT_INSTALL_OPTIONS.nmi, ...definedOf(input.nmi) },
+  };
   if (o.mode !== "standard" && o.mode !== "managed") {
     throw new InstallOptionsError(`--mode must be "standard" or "managed", got "${String(o.mode)}"`);
   }
@@ -133,7 +253,52 @@ export function resolveInstallOptions(input: Partial<InstallOptions> = {}): Inst
       throw new InstallOptionsError(`--immutable-user-msis takes client IDs (GUIDs), got "${id}"`);
     }
   }
-  return { ...o, immutableUserMsis: [...o.immutableUserMsis], identities: [...o.identities] };
+  if (!["Always", "IfNotPresent", "Never"].includes(o.imagePullPolicy)) {
+    throw new InstallOptionsError(`image.imagePullPolicy must be Always, IfNotPresent or Never, got "${String(o.imagePullPolicy)}"`);
+  }
+  for (const name of o.imagePullSecrets) {
+    if (!DNS_SUBDOMAIN.test(name)) throw new InstallOptionsError(`imagePullSecrets must name Secrets, got "${name}"`);
+  }
+  for (const c of ["mic", "nmi"] as const) checkWorkload(c, o[c]);
+  if (!Number.isInteger(o.mic.replicas) || o.mic.replicas < 0 || o.mic.replicas > 10) {
+    throw new InstallOptionsError(`mic.replicas must be an integer from 0 to 10, got ${String(o.mic.replicas)}`);
+  }
+  if (!DNS_SUBDOMAIN.test(o.mic.leaseName)) throw new InstallOptionsError(`mic.leaderElection.name must be a Lease name, got "${o.mic.leaseName}"`);
+  for (const [name, d] of [["mic.leaderElection.duration", o.mic.leaderElectionDuration], ["mic.identityAssignmentReconcileInterval", o.mic.identityAssignmentReconcileInterval]] as const) {
+    if (d !== undefined && !GO_DURATION.test(d)) throw new InstallOptionsError(`${name} must be a duration such as "15s" or "3m", got "${d}"`);
+  }
+  if (!o.nmi.kubeletConfig.startsWith("/") || o.nmi.kubeletConfig.includes("..")) {
+    throw new InstallOptionsError(`nmi.kubeletConfig must be an absolute path on the node, got "${o.nmi.kubeletConfig}"`);
+  }
+  const ipt = o.nmi.ipTablesUpdateIntervalSec;
+  if (ipt !== undefined && (!Number.isInteger(ipt) || ipt < 1 || ipt > 3600)) {
+    throw new InstallOptionsError(`nmi.ipTableUpdateTimeIntervalInSeconds must be an integer from 1 to 3600, got ${String(ipt)}`);
+  }
+  return {
+    ...o,
+    immutableUserMsis: [...o.immutableUserMsis],
+    identities: [...o.identities],
+    imagePullSecrets: [...o.imagePullSecrets],
+  };
+}
+
+const GO_DURATION = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
+
+function checkWorkload(component: "mic" | "nmi", w: WorkloadSettings): void {
+  if (!/^[a-z0-9]+([._/-][a-z0-9]+)*$/.test(w.imageName)) throw new InstallOptionsError(`${component}.image must be an image name such as "podidentity-${component}", got "${w.imageName}"`);
+  if (w.tag !== undefined && (!IMAGE_TAG.test(w.tag) || w.tag === "latest")) {
+    throw new InstallOptionsError(`${component}.tag must be a version tag such as "${INSTALL_VERSION}" (not "latest"), got "${w.tag}"`);
+  }
+  if (w.priorityClassName !== undefined && !DNS_SUBDOMAIN.test(w.priorityClassName)) {
+    throw new InstallOptionsError(`${component}.priorityClassName must be a PriorityClass name, got "${w.priorityClassName}"`);
+  }
+  for (const [name, port] of [["probePort", w.httpProbePort], ["prometheusPort", w.prometheusPort]] as const) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InstallOptionsError(`${component}.${name} must be a port (1-65535), got ${String(port)}`);
+  }
+  if (w.httpProbePort === w.prometheusPort) throw new InstallOptionsError(`${component}.probePort and ${component}.prometheusPort must differ (both ${w.httpProbePort})`);
+  if (w.logVerbosity !== undefined && (!Number.isInteger(w.logVerbosity) || w.logVerbosity < 0 || w.logVerbosity > 10)) {
+    throw new InstallOptionsError(`${component}.logVerbosity must be an integer from 0 to 10, got ${String(w.logVerbosity)}`);
+  }
 }
 
 /** Throws InstallOptionsError for a version that is not one, or is below MIN_KUBERNETES_VERSION, naming what needs more. */

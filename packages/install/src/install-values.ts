@@ -8,7 +8,8 @@ import {
   type NormalizationProblem,
 } from "@podidentity/api";
 import { parse } from "yaml";
-import { InstallOptionsError, type IdentityWithBinding, type InstallOptions, type OperationMode } from "./install-options";
+import { mapChartValues, type UnmappedValue } from "./chart-values";
+import { InstallOptionsError, type IdentityWithBinding, type InstallInput } from "./install-options";
 
 /**
  * One identity of a values file, as aad-pod-identity v1.8's chart (`azureIdentities`) wrote it: the identity's spec
@@ -24,28 +25,41 @@ export interface ValuesIdentityEntry {
   binding: { name: string; selector: unknown; namespace: string | undefined };
 }
 
-/** What a values file contributes: identities, and the v1.8 chart settings that map onto our options. */
+/** What a values file contributes: identities, the chart settings that map onto our options, and what does not map. */
 export interface InstallValues {
   identities: ValuesIdentityEntry[];
-  options: Partial<Pick<InstallOptions, "mode" | "forceNamespaced" | "immutableUserMsis" | "allowAccessToSecrets">>;
+  options: InstallInput;
+  /** Keys podidentity does not honour, with the reason: an error for `render --values` unless --allow-unmapped-values. */
+  unmapped: UnmappedValue[];
 }
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === "string" && v.trim() !== "" ? v.trim() : undefined);
 
-/** v1.8's chart quoted booleans ("true"); YAML booleans work too. */
-function chartBool(v: unknown, where: string): boolean | undefined {
-  if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v === "boolean") return v;
-  if (typeof v === "string" && /^(true|false)$/i.test(v.trim())) return v.trim().toLowerCase() === "true";
-  throw new InstallOptionsError(`values: ${where} must be true or false, got ${JSON.stringify(v)}`);
+/**
+ * v1.8's chart documents `clientPassword` as a JSON string (`"{\"name\":\"sp-secret\",\"namespace\":\"default\"}"`),
+ * which its template wrote into the identity verbatim; the CRD's field is an object. Accepts both.
+ */
+function clientPasswordObject(spec: Obj, where: string): Obj {
+  const key = Object.keys(spec).find((k) => k.toLowerCase() === "clientpassword");
+  const value = key === undefined ? undefined : spec[key];
+  if (key === undefined || typeof value !== "string") return spec;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InstallOptionsError(`${where}.${key} must be a SecretReference: an object { name, namespace } or the chart's JSON string form '{"name":"…","namespace":"…"}'`);
+  }
+  if (!isObj(parsed)) throw new InstallOptionsError(`${where}.${key} must be a JSON object { name, namespace }`);
+  return { ...spec, [key]: parsed };
 }
 
 /**
- * Reads a values file (YAML or JSON). Understands v1.8 chart values `azureIdentities` (a map keyed by identity, or
- * the older list form with `name`), `operationMode`, `forceNamespaced`, `mic.immutableUserMSIs` and
- * `rbac.allowAccessToSecrets`; other keys are ignored (they configure v1.8's Helm chart, not us).
+ * Reads a values file (YAML or JSON) written for aad-pod-identity v1.8's chart 4.1.x or podidentity's chart
+ * (charts/podidentity): every key is mapped onto InstallOptions or listed in `unmapped` with the reason
+ * (see chart-values.ts); `azureIdentities` (a map keyed by identity, or the older list form with `name`) become
+ * identity entries.
  */
 export function parseInstallValues(text: string, source = "values"): InstallValues {
   let doc: unknown;
@@ -54,24 +68,9 @@ export function parseInstallValues(text: string, source = "values"): InstallValu
   } catch (cause) {
     throw new InstallOptionsError(`${source} is not valid YAML: ${(cause as Error).message}`, { cause });
   }
-  if (doc === null || doc === undefined) return { identities: [], options: {} };
+  if (doc === null || doc === undefined) return { identities: [], options: {}, unmapped: [] };
   if (!isObj(doc)) throw new InstallOptionsError(`${source} must be a YAML mapping`);
-
-  const options: InstallValues["options"] = {};
-  const mode = str(doc["operationMode"]);
-  if (mode !== undefined) {
-    if (mode !== "standard" && mode !== "managed") throw new InstallOptionsError(`${source}: operationMode must be standard or managed, got "${mode}"`);
-    options.mode = mode as OperationMode;
-  }
-  const forceNamespaced = chartBool(doc["forceNamespaced"], "forceNamespaced");
-  if (forceNamespaced !== undefined) options.forceNamespaced = forceNamespaced;
-  const mic = doc["mic"];
-  if (isObj(mic) && Array.isArray(mic["immutableUserMSIs"])) options.immutableUserMsis = mic["immutableUserMSIs"].map(String);
-  const rbac = doc["rbac"];
-  if (isObj(rbac)) {
-    const allow = chartBool(rbac["allowAccessToSecrets"], "rbac.allowAccessToSecrets");
-    if (allow !== undefined) options.allowAccessToSecrets = allow;
-  }
+  const { options, unmapped } = mapChartValues(doc, source);
 
   const raw = doc["azureIdentities"];
   const entries: [string, unknown][] = Array.isArray(raw)
@@ -92,7 +91,7 @@ export function parseInstallValues(text: string, source = "values"): InstallValu
       key,
       name: identityName,
       namespace: str(namespace),
-      spec,
+      spec: clientPasswordObject(spec, `${source}: azureIdentities.${key}`),
       binding: {
         name: str(b["name"]) ?? `${identityName}-binding`,
         selector: b["selector"] ?? b["Selector"],
@@ -100,7 +99,7 @@ export function parseInstallValues(text: string, source = "values"): InstallValu
       },
     };
   });
-  return { identities, options };
+  return { identities, options, unmapped };
 }
 
 /** Problems found while turning values into objects, each naming the values entry. */

@@ -1,4 +1,6 @@
-import { INSTALL_VERSION } from "./install-options";
+import type { IPodTemplateSpec } from "kubernetes-models/v1/PodTemplateSpec";
+import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
+import { INSTALL_VERSION, type InstallOptions, type WorkloadSettings } from "./install-options";
 
 export type Component = "mic" | "nmi";
 
@@ -22,4 +24,26 @@ export function selectorLabels(component: Component): Record<string, string> {
 
 export function podLabels(component: Component): Record<string, string> {
   return { ...commonLabels(component), ...selectorLabels(component) };
+}
+
+/** A pod template's metadata: the workload's labels plus the user's extra labels and annotations (selector labels win). */
+export function podMetadata(component: Component, w: Pick<WorkloadSettings, "podLabels" | "podAnnotations">): NonNullable<IPodTemplateSpec["metadata"]> {
+  return {
+    labels: { ...w.podLabels, ...podLabels(component) },
+    ...(Object.keys(w.podAnnotations).length > 0 && { annotations: { ...w.podAnnotations } }),
+  };
+}
+
+/** The scheduling fields of a pod spec; empty settings are left out, so a default rendering stays minimal. */
+export function podScheduling(
+  o: Pick<InstallOptions, "imagePullSecrets">,
+  w: Pick<WorkloadSettings, "priorityClassName" | "nodeSelector" | "tolerations" | "affinity">,
+): Pick<IPodSpec, "priorityClassName" | "nodeSelector" | "tolerations" | "affinity" | "imagePullSecrets"> {
+  return {
+    ...(o.imagePullSecrets.length > 0 && { imagePullSecrets: o.imagePullSecrets.map((name) => ({ name })) }),
+    ...(w.priorityClassName !== undefined && w.priorityClassName !== "" && { priorityClassName: w.priorityClassName }),
+    ...(Object.keys(w.nodeSelector).length > 0 && { nodeSelector: { ...w.nodeSelector } }),
+    ...(w.tolerations.length > 0 && { tolerations: [...w.tolerations] }),
+    ...(w.affinity !== undefined && Object.keys(w.affinity).length > 0 && { affinity: w.affinity }),
+  };
 }

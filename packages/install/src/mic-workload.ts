@@ -1,11 +1,11 @@
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
-import { INSTALL_NAMES, INSTALL_PORTS, type InstallOptions } from "./install-options";
-import { commonLabels, podLabels, selectorLabels } from "./labels";
+import { INSTALL_NAMES, type InstallOptions } from "./install-options";
+import { commonLabels, podLabels, podMetadata, podScheduling, selectorLabels } from "./labels";
 import { httpProbes } from "./probes";
 
-export function micImage(o: Pick<InstallOptions, "imageRegistry" | "tag">): string {
-  return `${o.imageRegistry}/podidentity-mic:${o.tag}`;
+export function micImage(o: Pick<InstallOptions, "imageRegistry" | "tag"> & { mic?: Pick<InstallOptions["mic"], "imageName" | "tag"> }): string {
+  return `${o.imageRegistry}/${o.mic?.imageName ?? "podidentity-mic"}:${o.mic?.tag ?? o.tag}`;
 }
 
 /** MIC's command line; flag names are MIC's (packages/mic/src/main.ts), which keep v1.8's. */
@@ -14,11 +14,14 @@ export function micArgs(o: InstallOptions): string[] {
     `--cloudconfig=${INSTALL_NAMES.cloudConfigDir}/${INSTALL_NAMES.cloudConfigKey}`,
     `--force-namespaced=${o.forceNamespaced}`,
     "--leader-election-namespace=$(MIC_POD_NAMESPACE)",
-    `--leader-election-name=${INSTALL_NAMES.leaseName}`,
+    `--leader-election-name=${o.mic.leaseName}`,
     "--leader-election-instance=$(POD_NAME)",
-    `--http-probe-port=${INSTALL_PORTS.micHttpProbe}`,
-    `--prometheus-port=${INSTALL_PORTS.micPrometheus}`,
+    `--http-probe-port=${o.mic.httpProbePort}`,
+    `--prometheus-port=${o.mic.prometheusPort}`,
     ...(o.immutableUserMsis.length > 0 ? [`--immutable-user-msis=${o.immutableUserMsis.join(",")}`] : []),
+    ...(o.mic.leaderElectionDuration !== undefined ? [`--leader-election-duration=${o.mic.leaderElectionDuration}`] : []),
+    ...(o.mic.identityAssignmentReconcileInterval !== undefined ? [`--identity-assignment-reconcile-interval=${o.mic.identityAssignmentReconcileInterval}`] : []),
+    ...(o.mic.logVerbosity !== undefined ? [`-v=${o.mic.logVerbosity}`] : []),
   ];
 }
 
@@ -34,15 +37,16 @@ export function micDeployment(o: InstallOptions): IDeployment {
     kind: "Deployment",
     metadata: { name: INSTALL_NAMES.mic, namespace: o.namespace, labels: podLabels("mic") },
     spec: {
-      replicas: 2,
+      replicas: o.mic.replicas,
       revisionHistoryLimit: 5,
       selector: { matchLabels: selectorLabels("mic") },
       strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1, maxSurge: 1 } },
       template: {
-        metadata: { labels: podLabels("mic") },
+        metadata: podMetadata("mic", o.mic),
         spec: {
           serviceAccountName: INSTALL_NAMES.mic,
-          nodeSelector: { "kubernetes.io/os": "linux" },
+          ...podScheduling(o, o.mic),
+          ...(o.mic.topologySpreadConstraints.length > 0 && { topologySpreadConstraints: [...o.mic.topologySpreadConstraints] }),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: 65532,
@@ -50,33 +54,22 @@ export function micDeployment(o: InstallOptions): IDeployment {
             fsGroup: 65532,
             seccompProfile: { type: "RuntimeDefault" },
           },
-          affinity: {
-            podAntiAffinity: {
-              preferredDuringSchedulingIgnoredDuringExecution: [
-                {
-                  weight: 100,
-                  podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: selectorLabels("mic") } },
-                },
-              ],
-            },
-          },
           containers: [
             {
               name: "mic",
               image: micImage(o),
-              imagePullPolicy: "IfNotPresent",
+              imagePullPolicy: o.imagePullPolicy,
               args: micArgs(o),
               env: [
                 { name: "MIC_POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
                 { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
               ],
               ports: [
-                { name: "http-probe", containerPort: INSTALL_PORTS.micHttpProbe, protocol: "TCP" },
-                { name: "metrics", containerPort: INSTALL_PORTS.micPrometheus, protocol: "TCP" },
+                { name: "http-probe", containerPort: o.mic.httpProbePort, protocol: "TCP" },
+                { name: "metrics", containerPort: o.mic.prometheusPort, protocol: "TCP" },
               ],
               ...httpProbes(),
-              // v1.8's chart values; MIC holds informer caches of pods, nodes and the custom resources.
-              resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "200m", memory: "1Gi" } },
+              resources: o.mic.resources,
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
@@ -105,6 +98,6 @@ export function micPodDisruptionBudget(o: InstallOptions): IPodDisruptionBudget 
     apiVersion: "policy/v1",
     kind: "PodDisruptionBudget",
     metadata: { name: INSTALL_NAMES.mic, namespace: o.namespace, labels: commonLabels("mic") },
-    spec: { minAvailable: 1, selector: { matchLabels: selectorLabels("mic") } },
+    spec: { ...o.mic.podDisruptionBudget, selector: { matchLabels: selectorLabels("mic") } },
   };
 }

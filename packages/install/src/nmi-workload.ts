@@ -1,14 +1,11 @@
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
-import { INSTALL_NAMES, INSTALL_PORTS, type InstallOptions } from "./install-options";
-import { podLabels, selectorLabels } from "./labels";
+import { INSTALL_NAMES, type InstallOptions } from "./install-options";
+import { podLabels, podMetadata, podScheduling, selectorLabels } from "./labels";
 import { httpProbes } from "./probes";
 
-export function nmiImage(o: Pick<InstallOptions, "imageRegistry" | "tag">): string {
-  return `${o.imageRegistry}/podidentity-nmi:${o.tag}`;
+export function nmiImage(o: Pick<InstallOptions, "imageRegistry" | "tag"> & { nmi?: Pick<InstallOptions["nmi"], "imageName" | "tag"> }): string {
+  return `${o.imageRegistry}/${o.nmi?.imageName ?? "podidentity-nmi"}:${o.nmi?.tag ?? o.tag}`;
 }
-
-/** Where the node's /etc/default is mounted; NMI reads `kubelet` there to refuse kubenet (v1.8's check). */
-export const HOST_ETC_DEFAULT = "/host/etc/default";
 
 /** NMI's command line; flag names are NMI's (packages/nmi/src/main.ts), which keep v1.8's. */
 export function nmiArgs(o: InstallOptions): string[] {
@@ -16,9 +13,17 @@ export function nmiArgs(o: InstallOptions): string[] {
     "--node=$(NODE_NAME)",
     `--operation-mode=${o.mode}`,
     `--force-namespaced=${o.forceNamespaced}`,
-    `--http-probe-port=${INSTALL_PORTS.nmiHttpProbe}`,
-    `--prometheus-port=${INSTALL_PORTS.nmiPrometheus}`,
-    `--kubelet-config=${HOST_ETC_DEFAULT}/kubelet`,
+    `--http-probe-port=${o.nmi.httpProbePort}`,
+    `--prometheus-port=${o.nmi.prometheusPort}`,
+    // The node's file, mounted at the same path (see the kubelet-config volume).
+    `--kubelet-config=${o.nmi.kubeletConfig}`,
+    ...(o.startupTaint ? [] : ["--remove-node-taint=false"]),
+    ...(o.nmi.allowNetworkPluginKubenet ? ["--allow-network-plugin-kubenet=true"] : []),
+    ...(o.nmi.blockInstanceMetadata !== undefined ? [`--block-instance-metadata=${o.nmi.blockInstanceMetadata}`] : []),
+    ...(o.nmi.metadataHeaderRequired !== undefined ? [`--metadata-header-required=${o.nmi.metadataHeaderRequired}`] : []),
+    ...(o.nmi.ipTablesUpdateIntervalSec !== undefined ? [`--ipt-update-interval-sec=${o.nmi.ipTablesUpdateIntervalSec}`] : []),
+    ...(o.nmi.enableConntrackDeletion !== undefined ? [`--enable-conntrack-deletion=${o.nmi.enableConntrackDeletion}`] : []),
+    ...(o.nmi.logVerbosity !== undefined ? [`-v=${o.nmi.logVerbosity}`] : []),
   ];
 }
 
@@ -37,16 +42,14 @@ export function nmiDaemonSet(o: InstallOptions): IDaemonSet {
     spec: {
       revisionHistoryLimit: 5,
       selector: { matchLabels: selectorLabels("nmi") },
-      updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+      updateStrategy: o.nmi.updateStrategy,
       template: {
-        metadata: { labels: podLabels("nmi") },
+        metadata: podMetadata("nmi", o.nmi),
         spec: {
           serviceAccountName: INSTALL_NAMES.nmi,
           hostNetwork: true,
           dnsPolicy: "ClusterFirstWithHostNet",
-          priorityClassName: "system-node-critical",
-          nodeSelector: { "kubernetes.io/os": "linux" },
-          tolerations: [{ operator: "Exists" }],
+          ...podScheduling(o, o.nmi),
           // On SIGTERM NMI reads this DaemonSet (bounded to 5 s) and removes its iptables rules only when the
           // DaemonSet is gone or no longer targets the node; a restart or rollout keeps them (fail closed).
           terminationGracePeriodSeconds: 30,
@@ -54,7 +57,7 @@ export function nmiDaemonSet(o: InstallOptions): IDaemonSet {
             {
               name: "nmi",
               image: nmiImage(o),
-              imagePullPolicy: "IfNotPresent",
+              imagePullPolicy: o.imagePullPolicy,
               args: nmiArgs(o),
               env: [
                 { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
@@ -65,12 +68,12 @@ export function nmiDaemonSet(o: InstallOptions): IDaemonSet {
                 { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
               ],
               ports: [
-                { name: "http-probe", containerPort: INSTALL_PORTS.nmiHttpProbe, hostPort: INSTALL_PORTS.nmiHttpProbe, protocol: "TCP" },
-                { name: "metrics", containerPort: INSTALL_PORTS.nmiPrometheus, hostPort: INSTALL_PORTS.nmiPrometheus, protocol: "TCP" },
+                { name: "http-probe", containerPort: o.nmi.httpProbePort, hostPort: o.nmi.httpProbePort, protocol: "TCP" },
+                { name: "metrics", containerPort: o.nmi.prometheusPort, hostPort: o.nmi.prometheusPort, protocol: "TCP" },
               ],
               // Ready only once the iptables rules are installed and the informers synced.
               ...httpProbes(),
-              resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "200m", memory: "512Mi" } },
+              resources: o.nmi.resources,
               securityContext: {
                 privileged: false,
                 allowPrivilegeEscalation: false,
@@ -83,14 +86,16 @@ export function nmiDaemonSet(o: InstallOptions): IDaemonSet {
               volumeMounts: [
                 // Shared with kube-proxy and the CNI, so concurrent iptables writers take turns.
                 { name: "xtables-lock", mountPath: "/run/xtables.lock" },
-                { name: "host-etc-default", mountPath: HOST_ETC_DEFAULT, readOnly: true },
+                // Only the kubelet flags file NMI checks for kubenet, not the rest of the node's /etc/default.
+                { name: "kubelet-config", mountPath: o.nmi.kubeletConfig, readOnly: true },
                 { name: "iptables-bin", mountPath: "/run/podidentity" },
               ],
             },
           ],
           volumes: [
             { name: "xtables-lock", hostPath: { path: "/run/xtables.lock", type: "FileOrCreate" } },
-            { name: "host-etc-default", hostPath: { path: "/etc/default", type: "Directory" } },
+            // FileOrCreate, as v1.8: a node without the file gets an empty one, which NMI reads as "not kubenet".
+            { name: "kubelet-config", hostPath: { path: o.nmi.kubeletConfig, type: "FileOrCreate" } },
             { name: "iptables-bin", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
           ],
         },

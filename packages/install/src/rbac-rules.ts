@@ -37,10 +37,10 @@ export function micClusterRules(): IPolicyRule[] {
  * MIC's rules in its own namespace: the leader-election Lease. `create` cannot be limited by name in RBAC (the
  * name is not known at authorisation time), so get/update are limited to the Lease and create is not.
  */
-export function micLeaderElectionRules(): IPolicyRule[] {
+export function micLeaderElectionRules(leaseName: string = INSTALL_NAMES.leaseName): IPolicyRule[] {
   return [
     { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
-    { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: [INSTALL_NAMES.leaseName], verbs: ["get", "update"] },
+    { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: [leaseName], verbs: ["get", "update"] },
   ];
 }
 
@@ -54,18 +54,18 @@ export function nmiNamespaceRules(): IPolicyRule[] {
 }
 
 /**
- * NMI's cluster-wide rules. `nodes` `patch`/`update` are for removing the startup taint from its own node: RBAC
+ * NMI's cluster-wide rules. `nodes` `patch`/`update` (only with `startupTaint`) are for removing the startup taint from its own node: RBAC
  * cannot narrow a DaemonSet's rule to "the node this pod runs on" (resourceNames are fixed at install time and the
  * NodeRestriction admission plugin only covers kubelets), so every NMI may edit every Node object — documented in
  * docs/install.md. Secrets `get` only with `allowAccessToSecrets` (service-principal identities).
  */
-export function nmiClusterRules(options: Pick<InstallOptions, "mode" | "allowAccessToSecrets">): IPolicyRule[] {
+export function nmiClusterRules(options: Pick<InstallOptions, "mode" | "allowAccessToSecrets"> & Partial<Pick<InstallOptions, "startupTaint">>): IPolicyRule[] {
   const crds: string[] = [AZURE_IDENTITY_NAMES.plural, AZURE_IDENTITY_BINDING_NAMES.plural, AZURE_POD_IDENTITY_EXCEPTION_NAMES.plural];
   // Managed mode has no MIC, so no AzureAssignedIdentity objects to read.
   if (options.mode === "standard") crds.push(AZURE_ASSIGNED_IDENTITY_NAMES.plural);
   return [
     { apiGroups: [""], resources: ["pods"], verbs: READ },
-    { apiGroups: [""], resources: ["nodes"], verbs: [...READ, "patch", "update"] },
+    { apiGroups: [""], resources: ["nodes"], verbs: options.startupTaint === false ? READ : [...READ, "patch", "update"] },
     { apiGroups: [API_GROUP], resources: crds, verbs: READ },
     ...(options.allowAccessToSecrets ? [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"] }] : []),
   ];

@@ -1,5 +1,5 @@
 import { stringify } from "yaml";
-import { InstallOptionsError, INSTALL_VERSION, resolveInstallOptions, type InstallOptions } from "./install-options";
+import { InstallOptionsError, INSTALL_VERSION, resolveInstallOptions, type InstallInput, type InstallOptions } from "./install-options";
 import { isServicePrincipal } from "./install-values";
 import { renderManifests, type InstallManifest } from "./render-manifests";
 
@@ -22,7 +22,7 @@ export function deployFileHeader(command: string): string[] {
  * what renders but probably does not do what the user meant: with namespaced matching, bindings that v1.8 served
  * across namespaces; in any mode, bindings naming another namespace's identity.
  */
-export function installWarnings(input: Partial<InstallOptions> = {}): string[] {
+export function installWarnings(input: InstallInput = {}): string[] {
   const o = resolveInstallOptions(input);
   const sp = o.identities.filter(isServicePrincipal);
   if (sp.length > 0 && !o.allowAccessToSecrets) {
@@ -53,7 +53,7 @@ export function installWarnings(input: Partial<InstallOptions> = {}): string[] {
  * The manifests as one multi-document YAML stream for `kubectl apply -f -`, with a header naming the options.
  * No YAML anchors, lines never folded, so renderings diff cleanly.
  */
-export function renderInstallYaml(input: Partial<InstallOptions> = {}, extraHeaderLines: readonly string[] = []): string {
+export function renderInstallYaml(input: InstallInput = {}, extraHeaderLines: readonly string[] = []): string {
   const o = resolveInstallOptions(input);
   installWarnings(o);
   return manifestsToYaml(renderManifests(o), [

@@ -14,7 +14,8 @@ import type { IRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role"
 import type { IRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import type { INamespace } from "kubernetes-models/v1/Namespace";
 import type { IServiceAccount } from "kubernetes-models/v1/ServiceAccount";
-import { INSTALL_NAMES, resolveInstallOptions, type InstallOptions } from "./install-options";
+import { API_GROUP, AZURE_ASSIGNED_IDENTITY_NAMES, AZURE_IDENTITY_BINDING_NAMES, AZURE_IDENTITY_NAMES } from "@podidentity/api";
+import { INSTALL_NAMES, resolveInstallOptions, type InstallInput, type InstallOptions } from "./install-options";
 import { commonLabels, selectorLabels, type Component } from "./labels";
 import { micDeployment, micPodDisruptionBudget } from "./mic-workload";
 import { nmiDaemonSet } from "./nmi-workload";
@@ -73,7 +74,7 @@ function exception(name: string, namespace: string, podLabels: Record<string, st
  */
 export function podIdentityExceptions(o: InstallOptions): AzurePodIdentityException[] {
   return [
-    ...(o.mode === "standard" ? [exception(INSTALL_NAMES.micException, o.namespace, selectorLabels("mic"))] : []),
+    ...(o.mode === "standard" && o.installMicException ? [exception(INSTALL_NAMES.micException, o.namespace, selectorLabels("mic"))] : []),
     exception(INSTALL_NAMES.aksAddonException, INSTALL_NAMES.aksAddonExceptionNamespace, { "kubernetes.azure.com/managedby": "aks" }),
   ];
 }
@@ -83,7 +84,7 @@ export function podIdentityExceptions(o: InstallOptions): AzurePodIdentityExcept
  * custom resources). CRDs are not included: apply `renderCrdsYaml()` (deploy/crds/crds.yaml) first, as
  * `kubectl apply` cannot map a custom resource whose CRD it creates in the same run.
  */
-export function renderManifests(input: Partial<InstallOptions> = {}): InstallManifest[] {
+export function renderManifests(input: InstallInput = {}): InstallManifest[] {
   const o = resolveInstallOptions(input);
   const out: InstallManifest[] = [];
   if (!BUILTIN_NAMESPACES.has(o.namespace)) {
@@ -98,7 +99,7 @@ export function renderManifests(input: Partial<InstallOptions> = {}): InstallMan
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
       metadata: { name: INSTALL_NAMES.micLeaderElection, namespace: o.namespace, labels: commonLabels("mic") },
-      rules: micLeaderElectionRules(),
+      rules: micLeaderElectionRules(o.mic.leaseName),
     });
     out.push({
       apiVersion: "rbac.authorization.k8s.io/v1",
@@ -125,6 +126,33 @@ export function renderManifests(input: Partial<InstallOptions> = {}): InstallMan
   if (standard) out.push(micDeployment(o), micPodDisruptionBudget(o));
   out.push(nmiDaemonSet(o));
   out.push(...podIdentityExceptions(o));
+  if (o.createUserFacingClusterRoles) out.push(...userFacingClusterRoles(o));
   for (const { identity, binding } of o.identities) out.push(identity, binding);
   return out;
+}
+
+/**
+ * v1.8's `rbac.createUserFacingClusterRoles`: ClusterRoles aggregated into the built-in view / edit / admin roles, so
+ * namespace users can read (and editors write) identities, bindings and exceptions.
+ */
+export function userFacingClusterRoles(o: Pick<InstallOptions, "mode">): IClusterRole[] {
+  const resources: string[] = [AZURE_IDENTITY_BINDING_NAMES.plural, AZURE_IDENTITY_NAMES.plural, AZURE_POD_IDENTITY_EXCEPTION_NAMES.plural];
+  const aggregate = (...roles: string[]): Record<string, string> => Object.fromEntries(roles.map((r) => [`rbac.authorization.k8s.io/aggregate-to-${r}`, "true"]));
+  return [
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "podidentity-view", labels: { ...commonLabels(), ...aggregate("view", "edit", "admin") } },
+      rules: [
+        { apiGroups: [API_GROUP], resources, verbs: ["get", "list", "watch"] },
+        ...(o.mode === "standard" ? [{ apiGroups: [API_GROUP], resources: [AZURE_ASSIGNED_IDENTITY_NAMES.plural], verbs: ["get", "list", "watch"] }] : []),
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "podidentity-edit", labels: { ...commonLabels(), ...aggregate("edit", "admin") } },
+      rules: [{ apiGroups: [API_GROUP], resources, verbs: ["create", "delete", "deletecollection", "patch", "update"] }],
+    },
+  ];
 }

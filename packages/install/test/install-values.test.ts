@@ -21,8 +21,8 @@ describe("v1.8 chart values", () => {
   });
 
   it("maps operationMode, forceNamespaced (quoted, as the chart wrote it), mic.immutableUserMSIs and rbac.allowAccessToSecrets", () => {
-    const { options } = parseInstallValues(`operationMode: managed\nforceNamespaced: "true"\nmic:\n  immutableUserMSIs: [${CID}]\nrbac:\n  allowAccessToSecrets: "false"\nimage:\n  repository: ignored\n`);
-    expect(options).toEqual({ mode: "managed", forceNamespaced: true, immutableUserMsis: [CID], allowAccessToSecrets: false });
+    const { options } = parseInstallValues(`operationMode: managed\nforceNamespaced: "true"\nmic:\n  immutableUserMSIs: [${CID}]\nrbac:\n  allowAccessToSecrets: "false"\nimage:\n  repository: myregistry.azurecr.io/podidentity\n`);
+    expect(options).toEqual({ mode: "managed", forceNamespaced: true, immutableUserMsis: [CID], allowAccessToSecrets: false, imageRegistry: "myregistry.azurecr.io/podidentity" });
   });
 
   it("refuses what MIC would refuse, naming the entry, and malformed settings", () => {
@@ -33,7 +33,7 @@ describe("v1.8 chart values", () => {
     expect(() => parseInstallValues("forceNamespaced: maybe\n")).toThrow(InstallOptionsError);
     expect(() => parseInstallValues("operationMode: hybrid\n")).toThrow(/operationMode must be standard or managed/);
     expect(() => parseInstallValues("- a\n- b\n")).toThrow(/must be a YAML mapping/);
-    expect(parseInstallValues("")).toEqual({ identities: [], options: {} });
+    expect(parseInstallValues("")).toEqual({ identities: [], options: {}, unmapped: [] });
   });
 
   it("warns about a binding naming an identity of another namespace, which never matches", () => {

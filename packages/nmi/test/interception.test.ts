@@ -48,7 +48,9 @@ async function curl(ns: string, url: string): Promise<{ code: number; out: strin
 /** A stand-in for NMI in `ns` on 0.0.0.0:2579: answers with the caller's address, and `/seen` lists every caller so far. */
 const ECHO_SERVER = `const seen = []; require("http").createServer((q, r) => { if (q.url === "/seen") return r.end(JSON.stringify(seen)); seen.push(q.socket.remoteAddress); r.end("nmi saw " + q.socket.remoteAddress); }).listen(2579, "0.0.0.0", () => console.log("ready"))`;
 
-describe.skipIf(reason !== undefined)("iptables interception (inside network namespaces)", () => {
+// Every step is an iptables call that takes the machine-wide xtables lock (-w): while other suites run theirs (CI runs
+// them together) a test waits its turn many times over, so the hang guard is 60 s, not the default 20 s.
+describe.skipIf(reason !== undefined)("iptables interception (inside network namespaces)", { timeout: 60_000 }, () => {
   let netns: NetnsSet;
   beforeAll(deleteStaleNamespaces);
   beforeEach(() => {

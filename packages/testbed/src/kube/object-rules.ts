@@ -461,7 +461,8 @@ function defaultRbacSubjects(o: Json): void {
   for (const s of o["subjects"]) {
     if (!isObject(s) || (s["apiGroup"] !== undefined && s["apiGroup"] !== "")) continue;
     if (s["kind"] === "User" || s["kind"] === "Group") s["apiGroup"] = "rbac.authorization.k8s.io";
-    else if (s["kind"] === "ServiceAccount") s["apiGroup"] = "";
+    // A ServiceAccount's apiGroup stays "", which the API's JSON omits (omitempty): a client that sent none gets none back.
+    else if (s["kind"] === "ServiceAccount") delete s["apiGroup"];
   }
 }
 
