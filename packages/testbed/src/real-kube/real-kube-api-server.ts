@@ -24,6 +24,9 @@ import { KubeRestClient, type KubeJson } from "../netns/kube-client";
 import type { TestbedCa } from "../tls/testbed-ca";
 import { findRealKubeBinaries, type RealKubeBinaries } from "./real-kube-binaries";
 
+/** The namespaces kube-apiserver's bootstrap controller creates after it starts. */
+const SYSTEM_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"] as const;
+
 export const DEFAULT_REAL_KUBE_API_SERVER_OPTIONS = {
   /** From etcd's first start to kube-apiserver's /readyz answering 200 (about 5–10 s on 2 shared cores). */
   startTimeoutMs: 90_000,
@@ -164,7 +167,7 @@ export class RealKubeApiServer {
     if (options.binaries) this.#binaries = options.binaries;
   }
 
-  /** Starts etcd, then kube-apiserver, and resolves once /readyz answers 200 (RBAC roles bootstrapped). */
+  /** Starts etcd, then kube-apiserver, and resolves once /readyz answers 200 (RBAC roles bootstrapped) and the system namespaces exist. */
   async start(): Promise<void> {
     if (this.#dir) throw new Error("RealKubeApiServer.start: already started");
     if (!this.#binaries) {
@@ -295,10 +298,11 @@ export class RealKubeApiServer {
       const r = await admin.call("GET", "/readyz");
       return r !== undefined;
     });
-    // /readyz is 200 before the system namespaces exist; clients expect default and kube-system.
-    await this.#waitFor(apiserver, "namespace kube-system", async () => {
-      await admin.call("GET", "/api/v1/namespaces/kube-system");
-      return true;
+    // /readyz is 200 before the bootstrap controller has created the system namespaces (one by one): wait for all.
+    await this.#waitFor(apiserver, "namespaces default, kube-system, kube-public, kube-node-lease", async () => {
+      const list = (await admin.call("GET", "/api/v1/namespaces")) as { items?: Array<{ metadata?: { name?: string } }> };
+      const names = new Set((list.items ?? []).map((n) => n.metadata?.name));
+      return SYSTEM_NAMESPACES.every((n) => names.has(n));
     });
   }
 
