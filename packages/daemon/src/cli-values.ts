@@ -92,3 +92,20 @@ export function forceNamespacedSetting(flag: boolean | undefined, env: Record<st
   }
   return defaultValue;
 }
+
+/** What `orUsageError` needs of a commander Command: its `error`, which prints the message and exits. */
+export interface UsageErrorReporter {
+  error(message: string, options: { exitCode: number; code: string }): never;
+}
+
+/**
+ * `read()`'s value, or a usage error through the program (message on stderr, exit 1) when it throws — for values
+ * read outside commander's option parsers (the legacy flags, env FORCENAMESPACED).
+ */
+export function orUsageError<T>(program: UsageErrorReporter, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    return program.error(`error: ${(error as Error).message}`, { exitCode: 1, code: "commander.invalidArgument" });
+  }
+}

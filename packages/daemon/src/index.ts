@@ -1,3 +1,3 @@
-export { CliValueError, forceNamespacedSetting, parseBool, parseCsv, parseDuration, parseInteger, parsePort } from "./cli-values";
+export { CliValueError, forceNamespacedSetting, orUsageError, parseBool, parseCsv, parseDuration, parseInteger, parsePort, type UsageErrorReporter } from "./cli-values";
 export { goStyleArgs, longFlagNames } from "./go-flags";
-export { legacyFlagNames, takeLegacyFlags, type LegacyComponent, type LegacyFlagNotice, type LegacyFlags } from "./legacy-flags";
+export { legacyFlagNames, logLegacyFlagNotices, takeLegacyFlags, type LegacyComponent, type LegacyFlagNotice, type LegacyFlags, type NoticeLogger } from "./legacy-flags";

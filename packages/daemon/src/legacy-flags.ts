@@ -147,3 +147,17 @@ export function takeLegacyFlags(argv: readonly string[], component: LegacyCompon
   }
   return { args, notices, logLevel };
 }
+
+/** The two levels `logLegacyFlagNotices` writes at (a pino logger has them). */
+export interface NoticeLogger {
+  warn(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+}
+
+/** Logs each notice once: ignored flags at warn with the reason, mapped ones at info with what they became. */
+export function logLegacyFlagNotices(logger: NoticeLogger, notices: readonly LegacyFlagNotice[]): void {
+  for (const notice of notices) {
+    if (notice.action === "ignored") logger.warn({ flag: notice.flag, reason: notice.detail }, "aad-pod-identity v1.8 flag ignored");
+    else logger.info({ flag: notice.flag, mappedTo: notice.detail }, "aad-pod-identity v1.8 flag mapped");
+  }
+}

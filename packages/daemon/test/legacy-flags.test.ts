@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CliValueError, goStyleArgs, legacyFlagNames, longFlagNames, takeLegacyFlags } from "../src/index";
+import { CliValueError, goStyleArgs, legacyFlagNames, logLegacyFlagNotices, longFlagNames, orUsageError, takeLegacyFlags } from "../src/index";
 
 describe("takeLegacyFlags", () => {
   it("takes v1.8 NMI chart 4.1.x's arguments out, one notice each, and leaves podidentity's own flags", () => {
@@ -83,4 +83,28 @@ describe("goStyleArgs", () => {
     ]);
   });
   it("longFlagNames reads commander specs", () => expect([...longs]).toEqual(["kubeconfig", "forceNamespaced", "prometheus-port"]));
+});
+
+describe("logLegacyFlagNotices and orUsageError", () => {
+  it("logs ignored flags at warn with the reason and mapped ones at info", () => {
+    const lines: [string, object, string][] = [];
+    const logger = { warn: (f: object, m: string) => lines.push(["warn", f, m]), info: (f: object, m: string) => lines.push(["info", f, m]) };
+    logLegacyFlagNotices(logger, takeLegacyFlags(["--logtostderr", "-v=6"], "nmi").notices);
+    expect(lines).toEqual([
+      ["warn", { flag: "--logtostderr", reason: expect.stringContaining("JSON lines") }, "aad-pod-identity v1.8 flag ignored"],
+      ["info", { flag: "-v", mappedTo: expect.stringContaining("log level debug") }, "aad-pod-identity v1.8 flag mapped"],
+    ]);
+  });
+
+  it("turns a thrown CliValueError into the program's usage error", () => {
+    const program = {
+      error: (message: string, options: { exitCode: number; code: string }): never => {
+        throw Object.assign(new Error(message), options);
+      },
+    };
+    expect(orUsageError(program, () => 42)).toBe(42);
+    expect(() => orUsageError(program, () => takeLegacyFlags(["-v=loud"], "mic"))).toThrow(
+      expect.objectContaining({ message: `error: -v: klog's verbosity must be an integer, got "loud"`, exitCode: 1, code: "commander.invalidArgument" }),
+    );
+  });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
-import { forceNamespacedSetting, goStyleArgs, longFlagNames, parseBool, parseCsv, parseDuration, parsePort, takeLegacyFlags } from "@podidentity/daemon";
+import { forceNamespacedSetting, goStyleArgs, logLegacyFlagNotices, longFlagNames, orUsageError, parseBool, parseCsv, parseDuration, parsePort, takeLegacyFlags } from "@podidentity/daemon";
 import { Command, Option } from "commander";
 import { pino, type Logger } from "pino";
 import { ReloadingArmCredential, cloudConfigFromEnv, cloudEndpoints, createArmCredential, readCloudConfig } from "./cloud-config";
@@ -40,20 +40,12 @@ async function main(): Promise<void> {
   // that name for (klog's, --syncRetryDuration, --createDeleteBatch …) are mapped or ignored with a warning, never
   // a crash-loop after a migration (@podidentity/daemon's legacy-flags.ts lists them with the reasons).
   const userArgs = process.argv.slice(2);
-  let legacy: ReturnType<typeof takeLegacyFlags>;
-  try {
-    legacy = takeLegacyFlags(userArgs, "mic");
-  } catch (error) {
-    return program.error(`error: ${(error as Error).message}`, { exitCode: 1, code: "commander.invalidArgument" });
-  }
+  const legacy = orUsageError(program, () => takeLegacyFlags(userArgs, "mic"));
   program.parse(goStyleArgs(legacy.args, longFlagNames(program.options.map((o) => o.flags))), { from: "user" });
   const opts = program.opts<Record<string, unknown>>();
   const logLevel = typeof opts["logLevel"] === "string" ? opts["logLevel"] : (env["LOG_LEVEL"] ?? legacy.logLevel ?? "info");
   const logger = pino({ name: "podidentity-mic", level: logLevel }, stdout);
-  for (const notice of legacy.notices) {
-    if (notice.action === "ignored") logger.warn({ flag: notice.flag, reason: notice.detail }, "aad-pod-identity v1.8 flag ignored");
-    else logger.info({ flag: notice.flag, mappedTo: notice.detail }, "aad-pod-identity v1.8 flag mapped");
-  }
+  logLegacyFlagNotices(logger, legacy.notices);
   try {
     await run(opts, logger);
   } catch (error) {

@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { forceNamespacedSetting, parseBool, parseDuration, parseInteger, takeLegacyFlags, type LegacyFlagNotice } from "@podidentity/daemon";
+import { forceNamespacedSetting, orUsageError, parseBool, parseDuration, parseInteger, takeLegacyFlags, type LegacyFlagNotice } from "@podidentity/daemon";
 import { Command, InvalidArgumentError } from "commander";
 import { DEFAULT_NMI_OPTIONS, type NmiConfigInput, type OperationMode } from "./config";
 import { IMDS_ROUTE_OPT_INS, parseImdsRouteOptIns, type ImdsRouteOptIn } from "./server/proxy-allowlist";
@@ -124,15 +124,6 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
       tokenCacheEnabled: o["tokenCache"] as boolean,
     },
   };
-}
-
-/** `read()`'s value, or a usage error through commander (message on stderr, exit 1) for a CliValueError. */
-function orUsageError<T>(program: Command, read: () => T): T {
-  try {
-    return read();
-  } catch (error) {
-    return program.error(`error: ${(error as Error).message}`, { exitCode: 1, code: "commander.invalidArgument" });
-  }
 }
 
 function optionalString<K extends string>(key: K, value: unknown): { [P in K]?: string } {

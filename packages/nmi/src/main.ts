@@ -1,3 +1,4 @@
+import { logLegacyFlagNotices } from "@podidentity/daemon";
 import pino from "pino";
 import { isCleanupCommand, parseCleanupOptions, parseCliOptions } from "./cli-options";
 import { execRunner } from "./interception/command-runner";
@@ -30,10 +31,7 @@ async function cleanup(): Promise<void> {
 async function serve(): Promise<void> {
   const options = parseCliOptions(argv, process.env);
   const logger = pino({ name: "podidentity-nmi", level: options.logLevel, base: { node: options.config.nodeName } }, stdout);
-  for (const notice of options.legacyFlags) {
-    if (notice.action === "ignored") logger.warn({ flag: notice.flag, reason: notice.detail }, "aad-pod-identity v1.8 flag ignored");
-    else logger.info({ flag: notice.flag, mappedTo: notice.detail }, "aad-pod-identity v1.8 flag mapped");
-  }
+  logLegacyFlagNotices(logger, options.legacyFlags);
   try {
     const kube = KubeClient.fromDefault(options.kubeconfig);
     const nmi = new Nmi({ ...options.config, kube, logger });
