@@ -465,6 +465,19 @@ export class E2eCluster {
   }
 
   /**
+   * The sum of one NMI counter's samples on `node`, scraped from its /metrics (port 9090 in the node's namespace),
+   * over the samples `keep` accepts (all by default). Cumulative over the NMI's life: compare before and after.
+   */
+  async nmiCounter(node: TopologyNode, name: string, keep: (sample: string) => boolean = () => true): Promise<number> {
+    const metrics = await this.runInNode(node, "curl", ["-sS", "--max-time", "5", "http://127.0.0.1:9090/metrics"]);
+    if (metrics.code !== 0) throw new Error(`scraping NMI's /metrics on ${node.name} failed (curl exit ${metrics.code}): ${metrics.stderr}`);
+    return metrics.stdout
+      .split("\n")
+      .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && keep(l))
+      .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
+  }
+
+  /**
    * NMI's log of the requests it answered from `address` (its `request answered` lines: route, status, code,
    * remote), across every NMI instance on the node, oldest first: a restart does not hide earlier answers.
    */

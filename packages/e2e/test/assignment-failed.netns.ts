@@ -28,13 +28,9 @@ describe("an AzureIdentity naming an identity that does not exist", () => {
 
   /** NMI's own counters on the pod's node (cumulative over the file): requests it held, and its answers with `code`. */
   async function nmiCounters(code: string): Promise<{ held: number; answered: number }> {
-    const metrics = await cluster.runInNode(node, "curl", ["-sS", "--max-time", "5", "http://127.0.0.1:9090/metrics"]);
-    expect(metrics.code, metrics.stderr).toBe(0);
-    const sum = (keep: (line: string) => boolean): number =>
-      metrics.stdout.split("\n").filter(keep).reduce((total, l) => total + Number(l.split(" ").at(-1)), 0);
     return {
-      held: sum((l) => l.startsWith("podidentity_nmi_pending_waits_total")),
-      answered: sum((l) => l.startsWith("podidentity_nmi_requests_total{") && l.includes(`code="${code}"`)),
+      held: await cluster.nmiCounter(node, "podidentity_nmi_pending_waits_total"),
+      answered: await cluster.nmiCounter(node, "podidentity_nmi_requests_total", (l) => l.includes(`code="${code}"`)),
     };
   }
 

@@ -165,14 +165,7 @@ describe("identities end to end (MIC assigns, NMI serves by source address)", ()
   it("an unlabelled pod is refused at once with 403 podidentity_no_binding", async () => {
     const pod = await cluster.addPod("unlabelled", { labels: { app: "plain" } });
     // NMI's own count of requests it held for a pending assignment, on the pod's node (cumulative over the suite)
-    const heldOnNode = async (): Promise<number> => {
-      const metrics = await cluster.runInNode(pod.node!, "curl", ["-sS", "--max-time", "5", "http://127.0.0.1:9090/metrics"]);
-      expect(metrics.code, metrics.stderr).toBe(0);
-      return metrics.stdout
-        .split("\n")
-        .filter((l) => l.startsWith("podidentity_nmi_pending_waits_total"))
-        .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
-    };
+    const heldOnNode = (): Promise<number> => cluster.nmiCounter(pod.node!, "podidentity_nmi_pending_waits_total");
     const heldBefore = await heldOnNode();
     const since = performance.now();
     const r = await curlInPod(cluster, pod, tokenUrl());
