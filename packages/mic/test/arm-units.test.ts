@@ -175,6 +175,14 @@ describe("write budget paced from ARM's x-ms-ratelimit-remaining-* headers", () 
     expect(budget.waitMs("f")).toBe(1_600);
   });
 
+  it("ignores a subscription-writes header that is not a count (empty, hex, negative, text)", () => {
+    const { clock } = manual();
+    const budget = new WriteBudget({ capacity: 12, refillPerMinute: 4, subscriptionLowWatermark: 20, subscriptionRefillIntervalMs: 100 }, clock);
+    for (const value of ["", " ", "0x10", "-1", "1e3", "many"]) budget.observe(undefined, { "x-ms-ratelimit-remaining-subscription-writes": value });
+    expect(budget.subscriptionWritesRemaining()).toBeUndefined();
+    expect(budget.waitMs("a")).toBe(0);
+  });
+
   it("blocks every write after ARM's own subscription 429, one VM/VMSS after Compute's", () => {
     const { clock } = manual();
     const budget = new WriteBudget({ capacity: 12, refillPerMinute: 4 }, clock);

@@ -108,8 +108,10 @@ export class WriteBudget {
    */
   observe(key: string | undefined, headers: Headers): void {
     const now = this.#clock.now();
-    const writes = Number(first(headers, "x-ms-ratelimit-remaining-subscription-writes"));
-    if (first(headers, "x-ms-ratelimit-remaining-subscription-writes") !== undefined && Number.isFinite(writes) && writes >= 0) {
+    // Digits only: Number("") is 0 (an empty header would read as "no writes left") and Number("0x10") is 16.
+    const raw = first(headers, "x-ms-ratelimit-remaining-subscription-writes")?.trim();
+    if (raw !== undefined && /^\d+$/.test(raw)) {
+      const writes = Number(raw);
       const estimate = this.#subscriptionEstimate();
       this.#subscriptionRemaining = estimate === undefined ? writes : Math.min(estimate, writes);
       this.#subscriptionAtMs = now;

@@ -74,10 +74,18 @@ interface Attribute {
   format: string;
 }
 
-/** client-node's generated models by class name (`V1PodSpec` → its attribute map). */
+const attributeCache = new Map<string, Attribute[] | undefined>();
+
+/**
+ * client-node's generated models by class name (`V1PodSpec` → its attribute map), read once per model: every
+ * write of a built-in walks its object through these, so the lookup must not rebuild them each time.
+ */
 function attributesOf(model: string): Attribute[] | undefined {
-  const cls = (clientNode as unknown as Record<string, { getAttributeTypeMap?: () => Attribute[] } | undefined>)[model];
-  return cls?.getAttributeTypeMap?.();
+  if (!attributeCache.has(model)) {
+    const cls = (clientNode as unknown as Record<string, { getAttributeTypeMap?: () => Attribute[] } | undefined>)[model];
+    attributeCache.set(model, cls?.getAttributeTypeMap?.());
+  }
+  return attributeCache.get(model);
 }
 
 const ARRAY = /^Array<(.+)>$/;
