@@ -1,5 +1,4 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { OpsServer, type OpsRoute } from "@podidentity/daemon";
 import type { Registry } from "prom-client";
 
 export interface ProbeState {
@@ -18,24 +17,10 @@ export interface RunningHttpServer {
   close(): Promise<void>;
 }
 
-async function listen(server: Server, port: number, host: string): Promise<RunningHttpServer> {
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const actual = (server.address() as AddressInfo).port;
-  return {
-    port: actual,
-    url: `http://${host.includes(":") ? `[${host}]` : host}:${actual}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+async function listen(routes: Record<string, OpsRoute>, port: number, host: string): Promise<RunningHttpServer> {
+  const server = new OpsServer(routes);
+  await server.listen(port, host);
+  return server;
 }
 
 /**
@@ -44,35 +29,24 @@ async function listen(server: Server, port: number, host: string): Promise<Runni
  * `notReadyReason` names a problem, with that reason as the body).
  */
 export function startProbeServer(state: ProbeState, port: number, host = "0.0.0.0"): Promise<RunningHttpServer> {
-  const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    if (path === "/healthz") {
-      const ok = state.live();
-      res.writeHead(ok ? 200 : 500, { "content-type": "text/plain" }).end(ok ? (state.isLeader() ? "Active" : "Not Active") : "loops stopped");
-      return;
-    }
-    if (path === "/readyz") {
-      const problem = state.notReadyReason?.();
-      const ok = state.ready() && problem === undefined;
-      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready" : (problem ?? "informers not synced"));
-      return;
-    }
-    res.writeHead(404, { "content-type": "text/plain" }).end("not found");
-  });
-  return listen(server, port, host);
+  return listen(
+    {
+      "/healthz": () => {
+        const ok = state.live();
+        return { status: ok ? 200 : 500, body: ok ? (state.isLeader() ? "Active" : "Not Active") : "loops stopped" };
+      },
+      "/readyz": () => {
+        const problem = state.notReadyReason?.();
+        const ok = state.ready() && problem === undefined;
+        return { status: ok ? 200 : 503, body: ok ? "ready" : (problem ?? "informers not synced") };
+      },
+    },
+    port,
+    host,
+  );
 }
 
 /** `/metrics` in Prometheus text format. */
 export function startMetricsServer(registry: Registry, port: number, host = "0.0.0.0"): Promise<RunningHttpServer> {
-  const server = createServer((req, res) => {
-    if ((req.url ?? "/").split("?")[0] !== "/metrics") {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
-      (error: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(String((error as Error)?.message ?? error)),
-    );
-  });
-  return listen(server, port, host);
+  return listen({ "/metrics": async () => ({ status: 200, contentType: registry.contentType, body: await registry.metrics() }) }, port, host);
 }
