@@ -19,6 +19,8 @@ export interface InnerVitestRun {
   /** What the inner vitest printed, for failure messages. */
   output: string;
   code: number | null;
+  /** The run was stopped at its deadline (then `results` is usually empty: vitest writes its report at the end). */
+  timedOut: boolean;
 }
 
 export interface RunVitestInPrivateNetnsOptions {
@@ -50,14 +52,19 @@ export async function runVitestInPrivateNetns(options: RunVitestInPrivateNetnsOp
     let output = "";
     child.stdout?.on("data", (d: Buffer) => (output += String(d)));
     child.stderr?.on("data", (d: Buffer) => (output += String(d)));
-    const deadline = setTimeout(() => void stop("SIGTERM", 10_000), options.deadlineMs);
+    let timedOut = false;
+    const deadline = setTimeout(() => {
+      timedOut = true;
+      output += `\n[runVitestInPrivateNetns] stopped: the inner run passed its deadline of ${Math.round(options.deadlineMs / 1000)} s\n`;
+      void stop("SIGTERM", 10_000);
+    }, options.deadlineMs);
     const [code] = (await once(child, "close")) as [number | null];
     clearTimeout(deadline);
     const report = await readFile(reportFile, "utf8").then(
       (text) => JSON.parse(text) as { testResults: { assertionResults: InnerTestResult[] }[] },
       () => undefined,
     );
-    return { results: report?.testResults.flatMap((file) => file.assertionResults) ?? [], output, code };
+    return { results: report?.testResults.flatMap((file) => file.assertionResults) ?? [], output, code, timedOut };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
