@@ -269,6 +269,12 @@ export function mapChartValues(doc: Obj, source: string): { options: InstallInpu
   const conntrack = r.bool("nmi.enableConntrackDeletion");
   if (conntrack !== undefined) nmi.enableConntrackDeletion = conntrack;
 
+  // --- prometheus (podidentity's own)
+  const recordingRules = r.bool("prometheus.recordingRules.enabled");
+  if (recordingRules !== undefined) options.prometheusRecordingRules = recordingRules;
+  const ruleLabels = r.map("prometheus.recordingRules.labels");
+  if (ruleLabels !== undefined) options.prometheusRuleLabels = ruleLabels;
+
   // azureIdentities are read by parseInstallValues.
   r.get("azureIdentities");
   r.reportUnknown();

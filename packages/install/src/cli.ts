@@ -29,6 +29,7 @@ interface RenderFlags {
   values?: string;
   allowUnmappedValues?: boolean;
   startupTaint?: boolean;
+  prometheusRecordingRules?: boolean;
   crds?: boolean;
 }
 
@@ -51,6 +52,7 @@ function render(flags: RenderFlags, io: CliIo, argv: readonly string[]): void {
   const base = resolveInstallOptions({
     ...values?.options,
     ...(flags.startupTaint !== undefined && { startupTaint: flags.startupTaint }),
+    ...(flags.prometheusRecordingRules !== undefined && { prometheusRecordingRules: flags.prometheusRecordingRules }),
     ...(flags.mode !== undefined && { mode: flags.mode as InstallOptions["mode"] }),
     ...(flags.namespace !== undefined && { namespace: flags.namespace }),
     ...(flags.forceNamespaced !== undefined && { forceNamespaced: flags.forceNamespaced }),
@@ -93,6 +95,11 @@ export function runCli(argv: readonly string[], io: CliIo): number {
     .option("--allow-access-to-secrets [bool]", "let NMI read Secrets (needed by service-principal identities)", bool)
     .option("--kube-version <version>", "the cluster's Kubernetes version (e.g. v1.28.4): refuse to render below the minimum, 1.21")
     .option("--startup-taint [bool]", "NMI removes the startup taint podidentity.io/nmi-not-ready from its node, which needs write access to Nodes (default true; false: read-only Nodes)", bool)
+    .option(
+      "--prometheus-recording-rules [bool]",
+      "add a PrometheusRule (monitoring.coreos.com/v1) recording aad-pod-identity v1.8's aadpodidentity_* metric names, for v1.8 dashboards (default false)",
+      bool,
+    )
     .option("--values <file>", "values of aad-pod-identity v1.8's chart 4.1.x or podidentity's chart: every key is honoured or reported (an error unless --allow-unmapped-values)")
     .option("--allow-unmapped-values", "render even when the values file has keys podidentity does not honour, with a warning naming each")
     .option("--crds", "print only the CustomResourceDefinitions (= deploy/crds/crds.yaml)")

@@ -20,5 +20,7 @@ export { nmiArgs, nmiDaemonSet, nmiImage } from "./nmi-workload";
 export { podIdentityExceptions, renderManifests, userFacingClusterRoles } from "./render-manifests";
 export type { InstallManifest } from "./render-manifests";
 export { DEPLOY_FILES, deployFileHeader, installWarnings, manifestsToYaml, RENDER_DEPLOY_COMMAND, renderInstallYaml } from "./render-install-yaml";
+export { AADPODIDENTITY_RECORDING_RULES_YAML, PROMETHEUS_RULE_NAME, prometheusRule, recordingRuleGroups } from "./prometheus-rules";
+export type { PrometheusRule, RecordingRule, RuleGroup } from "./prometheus-rules";
 export { checkRbacCoverage, requestsFromCounts, rulesForServiceAccount } from "./rbac-coverage";
 export type { ApiRequest, RbacCoverage, SubjectRules } from "./rbac-coverage";

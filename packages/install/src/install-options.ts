@@ -95,6 +95,13 @@ export interface InstallOptions {
    * which needs cluster-wide `patch`/`update` on Nodes. false: NMI gets read access to Nodes only.
    */
   startupTaint: boolean;
+  /**
+   * Render a PrometheusRule (monitoring.coreos.com/v1, the Prometheus Operator's kind) with the recording rules that
+   * give aad-pod-identity v1.8's `aadpodidentity_*` series (chart value `prometheus.recordingRules.enabled`).
+   */
+  prometheusRecordingRules: boolean;
+  /** Added to that PrometheusRule's labels (`prometheus.recordingRules.labels`), e.g. what the Operator's ruleSelector matches. */
+  prometheusRuleLabels: Readonly<Record<string, string>>;
   mic: MicSettings;
   nmi: NmiSettings;
 }
@@ -137,6 +144,8 @@ export const DEFAULT_INSTALL_OPTIONS: Readonly<InstallOptions> = Object.freeze<I
   installMicException: true,
   createUserFacingClusterRoles: false,
   startupTaint: true,
+  prometheusRecordingRules: false,
+  prometheusRuleLabels: {},
   mic: {
     imageName: "podidentity-mic",
     nodeSelector: { "kubernetes.io/os": "linux" },
@@ -270,6 +279,11 @@ export function resolveInstallOptions(input: InstallInput = {}): InstallOptions 
   if (!o.nmi.kubeletConfig.startsWith("/") || o.nmi.kubeletConfig.includes("..")) {
     throw new InstallOptionsError(`nmi.kubeletConfig must be an absolute path on the node, got "${o.nmi.kubeletConfig}"`);
   }
+  for (const [key, value] of Object.entries(o.prometheusRuleLabels)) {
+    if (!LABEL_KEY.test(key) || key.length > 316 || typeof value !== "string" || !LABEL_VALUE.test(value)) {
+      throw new InstallOptionsError(`prometheus.recordingRules.labels must be Kubernetes labels, got ${JSON.stringify(key)}: ${JSON.stringify(value)}`);
+    }
+  }
   const ipt = o.nmi.ipTablesUpdateIntervalSec;
   if (ipt !== undefined && (!Number.isInteger(ipt) || ipt < 1 || ipt > 3600)) {
     throw new InstallOptionsError(`nmi.ipTableUpdateTimeIntervalInSeconds must be an integer from 1 to 3600, got ${String(ipt)}`);
@@ -279,9 +293,13 @@ export function resolveInstallOptions(input: InstallInput = {}): InstallOptions 
     immutableUserMsis: [...o.immutableUserMsis],
     identities: [...o.identities],
     imagePullSecrets: [...o.imagePullSecrets],
+    prometheusRuleLabels: { ...o.prometheusRuleLabels },
   };
 }
 
+// A label key: an optional DNS-subdomain prefix and a name of at most 63 characters; a value of at most 63.
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 const GO_DURATION = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
 
 function checkWorkload(component: "mic" | "nmi", w: WorkloadSettings): void {

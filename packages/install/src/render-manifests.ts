@@ -19,6 +19,7 @@ import { INSTALL_NAMES, resolveInstallOptions, type InstallInput, type InstallOp
 import { commonLabels, selectorLabels, type Component } from "./labels";
 import { micDeployment, micPodDisruptionBudget } from "./mic-workload";
 import { nmiDaemonSet } from "./nmi-workload";
+import { prometheusRule, type PrometheusRule } from "./prometheus-rules";
 import { micClusterRules, micLeaderElectionRules, nmiClusterRules, nmiNamespaceRules } from "./rbac-rules";
 
 /** Every kind `render` can produce, typed by kubernetes-models (built-ins) or @podidentity/api (custom resources). */
@@ -34,7 +35,8 @@ export type InstallManifest =
   | IDaemonSet
   | AzurePodIdentityException
   | AzureIdentity
-  | AzureIdentityBinding;
+  | AzureIdentityBinding
+  | PrometheusRule;
 
 /** Namespaces that exist in every cluster; any other install namespace is rendered as a Namespace object. */
 const BUILTIN_NAMESPACES = new Set(["default", "kube-system", "kube-public", "kube-node-lease"]);
@@ -127,6 +129,7 @@ export function renderManifests(input: InstallInput = {}): InstallManifest[] {
   out.push(nmiDaemonSet(o));
   out.push(...podIdentityExceptions(o));
   if (o.createUserFacingClusterRoles) out.push(...userFacingClusterRoles(o));
+  if (o.prometheusRecordingRules) out.push(prometheusRule(o));
   for (const { identity, binding } of o.identities) out.push(identity, binding);
   return out;
 }

@@ -36,6 +36,7 @@ const MATRIX: Record<string, string> = {
   "seed guide: managed + forceNamespaced": "operationMode: managed\nforceNamespaced: true\n",
   "v1.8-style standard, cross-namespace, secrets, kubenet": `forceNamespaced: "false"\nrbac:\n  allowAccessToSecrets: "true"\nnmi:\n  allowNetworkPluginKubenet: true\n  kubeletConfig: /etc/kubernetes/kubelet-flags\n`,
   "least privilege: no startup taint": "nmi:\n  startupTaint: false\n",
+  "Prometheus recording rules (PrometheusRule) with the Operator's selector label": "prometheus:\n  recordingRules:\n    enabled: true\n    labels: { release: kube-prometheus-stack }\n",
   "scheduling and pods": `image:\n  repository: myregistry.azurecr.io/pi\n  imagePullPolicy: Always\nimagePullSecrets:\n  - name: regcred\nmic:
   replicas: 3\n  priorityClassName: mic-critical\n  logVerbosity: 4\n  tag: 0.1.0-rc1\n  nodeSelector: { agentpool: system }\n  tolerations: [{ key: CriticalAddonsOnly, operator: Exists }]
   affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: agentpool, operator: In, values: [system] }] }] } } }
