@@ -19,6 +19,16 @@ export function armError(
   return new HttpError(statusCode, { error }, options.headers ?? {});
 }
 
+/** ARM's 404 for a resource group that does not exist (ARM checks the group before the resource in it). */
+export function resourceGroupNotFound(resourceGroup: string): HttpError {
+  return armError(404, "ResourceGroupNotFound", `Resource group '${resourceGroup}' could not be found.`);
+}
+
+/** ARM's 404 for a missing resource, e.g. `resourceNotFound("Microsoft.KeyVault/vaults/kv", "rg")`. */
+export function resourceNotFound(typeAndName: string, resourceGroup: string): HttpError {
+  return armError(404, "ResourceNotFound", `The Resource '${typeAndName}' under resource group '${resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+}
+
 /**
  * The message Azure wraps identity failures in. MIC (aad-pod-identity) extracts the offending
  * identity IDs from it with a regex matching a single-quoted, comma-separated ID list, so the

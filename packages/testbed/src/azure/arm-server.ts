@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Clock } from "../clock";
 import { authenticateArmRequest } from "./arm-auth";
-import { armError } from "./arm-error";
+import { armError, resourceGroupNotFound, resourceNotFound } from "./arm-error";
 import { parseArmRoute, type ArmRoute } from "./arm-route";
 import { ArmThrottle } from "./arm-throttle";
 import type { ComputeResource } from "./compute-resource";
@@ -255,14 +255,8 @@ export class ArmServer {
   }
 
   #compute(req: IncomingMessage, method: string, route: Extract<ArmRoute, { kind: "compute" }>, body: unknown, apiVersion: string, res: ServerResponse): void {
-    const { compute, registry } = this.#options;
-    if (!compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
-      throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
-    }
-    const resource = compute.get(route.computeKind, route.subscriptionId, route.resourceGroup, route.name);
-    if (!resource) {
-      throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.Compute/${route.computeKind}/${route.name}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
-    }
+    const { registry } = this.#options;
+    const resource = this.#findCompute(route);
     if (method === "GET") {
       sendJson(res, 200, this.#computeJson(resource));
       return;
@@ -307,17 +301,14 @@ export class ArmServer {
   #resourceGroup(method: string, route: Extract<ArmRoute, { kind: "resourceGroup" }>, res: ServerResponse): void {
     if (method !== "GET") throw methodNotAllowed(method);
     const group = this.#options.compute.getResourceGroup(route.subscriptionId, route.resourceGroup);
-    if (!group) throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
+    if (!group) throw resourceGroupNotFound(route.resourceGroup);
     sendJson(res, 200, resourceGroupJson(group));
   }
 
   #computeList(method: string, route: Extract<ArmRoute, { kind: "computeList" }>, res: ServerResponse): void {
     if (method !== "GET") throw methodNotAllowed(method);
-    const { compute } = this.#options;
-    if (!compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
-      throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
-    }
-    sendJson(res, 200, { value: compute.listInResourceGroup(route.computeKind, route.subscriptionId, route.resourceGroup).map((r) => this.#computeJson(r)) });
+    this.#requireResourceGroup(route);
+    sendJson(res, 200, { value: this.#options.compute.listInResourceGroup(route.computeKind, route.subscriptionId, route.resourceGroup).map((r) => this.#computeJson(r)) });
   }
 
   /** Instance views, and a scale set's instances (`…/virtualMachines[/{id}[/instanceView]]`). */
@@ -329,7 +320,7 @@ export class ArmServer {
     const status = (code: string, displayStatus: string): Record<string, unknown> => ({ code, level: "Info", displayStatus, time: new Date(now).toISOString() });
     const provisioningStatus = status(`ProvisioningState/${provisioning}`, provisioning === "updating" ? "Updating" : "Provisioning succeeded");
     if (route.instanceId !== undefined && !resource.instanceIds.includes(route.instanceId)) {
-      throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.Compute/virtualMachineScaleSets/${route.name}/virtualMachines/${route.instanceId}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+      throw resourceNotFound(`Microsoft.Compute/virtualMachineScaleSets/${route.name}/virtualMachines/${route.instanceId}`, route.resourceGroup);
     }
     if (route.child === "instanceView") {
       if (resource.kind === "virtualMachineScaleSets" && route.instanceId === undefined) {
@@ -363,15 +354,14 @@ export class ArmServer {
   }
 
   #findCompute(route: { subscriptionId: string; resourceGroup: string; computeKind: ComputeResource["kind"]; name: string }): ComputeResource {
-    const { compute } = this.#options;
-    if (!compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
-      throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
-    }
-    const resource = compute.get(route.computeKind, route.subscriptionId, route.resourceGroup, route.name);
-    if (!resource) {
-      throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.Compute/${route.computeKind}/${route.name}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
-    }
+    this.#requireResourceGroup(route);
+    const resource = this.#options.compute.get(route.computeKind, route.subscriptionId, route.resourceGroup, route.name);
+    if (!resource) throw resourceNotFound(`Microsoft.Compute/${route.computeKind}/${route.name}`, route.resourceGroup);
     return resource;
+  }
+
+  #requireResourceGroup(route: { subscriptionId: string; resourceGroup: string }): void {
+    if (!this.#options.compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) throw resourceGroupNotFound(route.resourceGroup);
   }
 
   #operation(method: string, route: Extract<ArmRoute, { kind: "operation" }>, res: ServerResponse): void {
@@ -389,20 +379,16 @@ export class ArmServer {
   }
 
   #identity(method: string, route: Extract<ArmRoute, { kind: "identity" }>, res: ServerResponse): void {
-    const { registry, compute } = this.#options;
+    const { registry } = this.#options;
     const id = `/subscriptions/${route.subscriptionId}/resourcegroups/${route.resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${route.name}`;
     if (method === "GET") {
       const identity = registry.getUserAssignedIdentity(id);
-      if (!identity) {
-        throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/${route.name}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
-      }
+      if (!identity) throw resourceNotFound(`Microsoft.ManagedIdentity/userAssignedIdentities/${route.name}`, route.resourceGroup);
       sendJson(res, 200, identityJson(identity));
       return;
     }
     if (method === "PUT") {
-      if (!compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
-        throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
-      }
+      this.#requireResourceGroup(route);
       let result: ReturnType<IdentityRegistry["createUserAssignedIdentity"]>;
       try {
         result = registry.createUserAssignedIdentity({ subscriptionId: route.subscriptionId, resourceGroup: route.resourceGroup, name: route.name });
@@ -422,13 +408,9 @@ export class ArmServer {
 
   #accessPolicies(method: string, route: Extract<ArmRoute, { kind: "accessPolicies" }>, body: unknown, res: ServerResponse): void {
     if (method !== "PUT") throw methodNotAllowed(method);
-    if (!this.#options.compute.hasResourceGroup(route.subscriptionId, route.resourceGroup)) {
-      throw armError(404, "ResourceGroupNotFound", `Resource group '${route.resourceGroup}' could not be found.`);
-    }
+    this.#requireResourceGroup(route);
     const vault = this.#options.findKeyVault?.(route.vault);
-    if (!vault) {
-      throw armError(404, "ResourceNotFound", `The Resource 'Microsoft.KeyVault/vaults/${route.vault}' under resource group '${route.resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
-    }
+    if (!vault) throw resourceNotFound(`Microsoft.KeyVault/vaults/${route.vault}`, route.resourceGroup);
     const result = applyAccessPolicies(vault, route.operation, this.#options.registry.tenantId, body);
     const id = `/subscriptions/${route.subscriptionId}/resourceGroups/${route.resourceGroup}/providers/Microsoft.KeyVault/vaults/${route.vault}/accessPolicies/${route.operation}`;
     sendJson(res, 200, { id, name: route.operation, ...result });
