@@ -51,7 +51,9 @@ async function startWith(args: string[]): Promise<Record<string, unknown>[]> {
 
 const noticed = (lines: Record<string, unknown>[], msg: string): unknown[] => lines.filter((l) => l["msg"] === msg).map((l) => l["flag"]);
 
-describe("podidentity-mic with aad-pod-identity v1.8's arguments", () => {
+// Each test starts MIC as a process one or more times (about 1.5 s each on an idle machine, several times that while
+// other suites share the cores): the bound is a hang guard, not a speed bound.
+describe("podidentity-mic with aad-pod-identity v1.8's arguments", { timeout: 120_000 }, () => {
   it("chart 4.1.x's full argument list: one warning per ignored flag with its reason, then a JSON fatal line", async () => {
     const lines = await startWith(V18_CHART_MIC_ARGS);
     expect(noticed(lines, "aad-pod-identity v1.8 flag ignored")).toEqual([

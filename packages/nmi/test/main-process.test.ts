@@ -21,7 +21,9 @@ beforeAll(async () => {
   await run("pnpm", ["exec", "tsup", "src/main.ts", "--no-config", "--format", "esm", "--target", "node22", "--out-dir", "node_modules/.test-main", "--silent"], { cwd: resolve(import.meta.dirname, "..") });
 }, 120_000);
 
-describe("podidentity-nmi binary", () => {
+// Tests here start NMI as a process, some several times: the bound is a hang guard, not a speed bound (start-up takes
+// a fraction of a second on an idle machine, several times that while other suites share the cores).
+describe("podidentity-nmi binary", { timeout: 60_000 }, () => {
   it("prints its version", async () => {
     const { stdout } = await run(process.execPath, [MAIN, "--version"]);
     expect(stdout.trim()).toBe("0.1.0");
@@ -60,7 +62,7 @@ const V18_CHART_NMI_ARGS = [
   "--enable-conntrack-deletion=true",
 ];
 
-describe("podidentity-nmi binary with aad-pod-identity v1.8's arguments", () => {
+describe("podidentity-nmi binary with aad-pod-identity v1.8's arguments", { timeout: 60_000 }, () => {
   const startWith = async (args: string[]): Promise<Record<string, unknown>[]> => {
     // No kubeconfig there: NMI gets past its flags and stops at the first thing that needs the cluster.
     const error = await run(process.execPath, [MAIN, ...args, "--kubeconfig", "/nonexistent/kubeconfig"], { env: { ...process.env, NODE_NAME: "" } }).catch((e: { code: number; stdout: string; stderr: string }) => e);
@@ -238,13 +240,14 @@ describe.skipIf(reason !== undefined)("podidentity-nmi cleanup", () => {
       await ipt(backend, "-t filter -N aad-metadata");
       await ipt(backend, "-t filter -A aad-metadata -p tcp -m tcp --dport 2579 -j REJECT --reject-with tcp-reset");
       await ipt(backend, "-t filter -I INPUT 1 -j aad-metadata");
+      await ipt(backend, "-t filter -I FORWARD 1 -j aad-metadata"); // the metadata guard's jump
       // someone else's rule stays
       await ipt(backend, "-t nat -A PREROUTING -d 10.0.0.1/32 -j RETURN");
     }
     const first = await cleanup(ns);
     const report = JSON.parse(first.stdout.trim().split("\n").pop()!) as { backends: string[]; removed: string[] };
     expect(report.backends).toEqual(["iptables-nft", "iptables-legacy"]);
-    expect(report.removed).toHaveLength(2 * (3 + 1 + 1 + 1)); // per backend: 3 nat jumps, nat chain, filter jump, filter chain
+    expect(report.removed).toHaveLength(2 * (3 + 1 + 2 + 1)); // per backend: 3 nat jumps, nat chain, 2 filter jumps, filter chain
     for (const backend of ["iptables-nft", "iptables-legacy"]) {
       for (const table of ["nat", "filter"]) expect(await ipt(backend, `-t ${table} -S`)).not.toContain("aad-metadata");
       expect(await ipt(backend, "-t nat -S")).toContain("-A PREROUTING -d 10.0.0.1/32 -j RETURN");
