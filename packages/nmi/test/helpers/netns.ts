@@ -22,12 +22,34 @@ export async function sh(args: string[]): Promise<string> {
   return stdout;
 }
 
-/** Deletes namespaces left behind by an earlier, interrupted run. */
+/** The process that created a namespace named `podid-nmi-<pid>-…`, or undefined for other names. */
+function creatorPid(name: string): number | undefined {
+  const m = /^podid-nmi-(\d+)-/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Deletes namespaces left behind by an earlier, interrupted run: those whose creating process is gone (and names
+ * from before the pid was part of them). Never another live test file's: vitest runs files in parallel processes,
+ * and deleting every `podid-nmi-*` namespace pulled them from under each other's running tests.
+ */
 export async function deleteStaleNamespaces(): Promise<void> {
   const list = await sh(["ip", "netns", "list"]);
   for (const line of list.split("\n")) {
     const name = line.split(" ")[0];
-    if (name?.startsWith(NETNS_PREFIX)) await run("ip", ["netns", "del", name]).catch(() => undefined);
+    if (!name?.startsWith(NETNS_PREFIX)) continue;
+    const pid = creatorPid(name);
+    if (pid !== undefined && isAlive(pid)) continue;
+    await run("ip", ["netns", "del", name]).catch(() => undefined);
   }
 }
 
@@ -38,7 +60,7 @@ export class NetnsSet {
   readonly id = randomBytes(3).toString("hex");
 
   async add(role: string): Promise<string> {
-    const name = `${NETNS_PREFIX}${role}-${this.id}`;
+    const name = `${NETNS_PREFIX}${process.pid}-${role}-${this.id}`;
     await sh(["ip", "netns", "add", name]);
     this.names.push(name);
     await sh(["ip", "-n", name, "link", "set", "lo", "up"]);
