@@ -1,4 +1,5 @@
 import type { AzureIdentity, AzureIdentityBinding } from "@podidentity/api";
+import { parseDuration } from "@podidentity/daemon";
 import type { IDaemonSetUpdateStrategy } from "kubernetes-models/apps/v1/DaemonSetUpdateStrategy";
 import type { IAffinity } from "kubernetes-models/v1/Affinity";
 import type { IResourceRequirements } from "kubernetes-models/v1/ResourceRequirements";
@@ -274,7 +275,7 @@ export function resolveInstallOptions(input: InstallInput = {}): InstallOptions 
   }
   if (!DNS_SUBDOMAIN.test(o.mic.leaseName)) throw new InstallOptionsError(`mic.leaderElection.name must be a Lease name, got "${o.mic.leaseName}"`);
   for (const [name, d] of [["mic.leaderElection.duration", o.mic.leaderElectionDuration], ["mic.identityAssignmentReconcileInterval", o.mic.identityAssignmentReconcileInterval]] as const) {
-    if (d !== undefined && !GO_DURATION.test(d)) throw new InstallOptionsError(`${name} must be a duration such as "15s" or "3m", got "${d}"`);
+    if (d !== undefined && !isMicDuration(d)) throw new InstallOptionsError(`${name} must be a duration such as "15s" or "3m", got "${d}"`);
   }
   if (!o.nmi.kubeletConfig.startsWith("/") || o.nmi.kubeletConfig.includes("..")) {
     throw new InstallOptionsError(`nmi.kubeletConfig must be an absolute path on the node, got "${o.nmi.kubeletConfig}"`);
@@ -300,7 +301,15 @@ export function resolveInstallOptions(input: InstallInput = {}): InstallOptions 
 // A label key: an optional DNS-subdomain prefix and a name of at most 63 characters; a value of at most 63.
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
-const GO_DURATION = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
+/** What MIC's flag accepts (the same parser): rendering never produces a value MIC refuses at start. */
+function isMicDuration(text: string): boolean {
+  try {
+    parseDuration(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function checkWorkload(component: "mic" | "nmi", w: WorkloadSettings): void {
   if (!/^[a-z0-9]+([._/-][a-z0-9]+)*$/.test(w.imageName)) throw new InstallOptionsError(`${component}.image must be an image name such as "podidentity-${component}", got "${w.imageName}"`);

@@ -97,6 +97,17 @@ describe("renderManifests", () => {
     expect(() => renderManifests({ immutableUserMsis: ["not-a-guid"] })).toThrow(/--immutable-user-msis/);
   });
 
+  it("durations for MIC are what MIC's own flag parser accepts: Go's forms and a bare number of seconds; anything else is refused before MIC would refuse it", () => {
+    for (const ok of ["15s", "1h30m", "1.5h", "500ms", "20"]) {
+      const args = (find(renderManifests({ mic: { leaderElectionDuration: ok } }), "Deployment") as IDeployment).spec!.template.spec!.containers[0]!.args;
+      expect(args).toContain(`--leader-election-duration=${ok}`);
+    }
+    for (const bad of ["soon", "1d", "-5s", "", "1 h"]) {
+      expect(() => renderManifests({ mic: { leaderElectionDuration: bad } }), bad).toThrow(/mic\.leaderElection\.duration must be a duration/);
+      expect(() => renderManifests({ mic: { identityAssignmentReconcileInterval: bad } }), bad).toThrow(/mic\.identityAssignmentReconcileInterval must be a duration/);
+    }
+  });
+
   it("MIC Deployment: 2 replicas on different nodes, Lease flags, probes on --http-probe-port, non-root read-only, azure.json Secret", () => {
     const d = find(renderManifests({ azureJsonSecret: "my-azure-json", imageRegistry: "myacr.azurecr.io/podidentity", tag: "1.2.3" }), "Deployment") as IDeployment;
     const pod = d.spec!.template.spec!;
