@@ -5,7 +5,7 @@ WITH_TOOLCHAIN := source scripts/toolchain.sh &&
 # Extra arguments for the demo: `make demo ARGS=--keep` (or `make demo-keep`).
 ARGS ?=
 
-.PHONY: setup demo demo-keep test build bench
+.PHONY: setup demo demo-keep test build bench images
 setup:
 	@$(WITH_TOOLCHAIN) pnpm install --frozen-lockfile --reporter=append-only
 
@@ -28,3 +28,8 @@ build: setup
 
 bench: setup
 	@$(WITH_TOOLCHAIN) pnpm run bench
+
+# The NMI and MIC images as OCI layouts and oci-archives in out/images, with no container engine (as root; see
+# scripts/build-images.sh and docs/install.md "Images" for pushing them to a registry).
+images: build
+	@$(WITH_TOOLCHAIN) bash scripts/build-images.sh

@@ -19,11 +19,10 @@ interface Instruction {
   args: string;
 }
 
-/** Dockerfile instructions (continuations joined, comments dropped, heredoc bodies skipped), plus the heredocs. */
-function parseDockerfile(text: string): { instructions: Instruction[]; heredocs: Map<string, string> } {
+/** Dockerfile instructions (continuations joined, comments and parser directives dropped, heredoc bodies skipped). */
+function parseDockerfile(text: string): Instruction[] {
   const lines = text.split("\n");
   const instructions: Instruction[] = [];
-  const heredocs = new Map<string, string>();
   for (let i = 0; i < lines.length; i++) {
     let line = lines[i]!;
     if (/^\s*(#|$)/.test(line)) continue;
@@ -31,22 +30,43 @@ function parseDockerfile(text: string): { instructions: Instruction[]; heredocs:
     const m = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line);
     if (!m) throw new Error(`unparsable Dockerfile line: ${line}`);
     instructions.push({ keyword: m[1]!.toUpperCase(), args: m[2]! });
-    const heredoc = /<<-?'?(\w+)'?\s+(\S+)/.exec(m[2]!);
-    if (heredoc) {
-      const body: string[] = [];
-      while (++i < lines.length && lines[i] !== heredoc[1]) body.push(lines[i]!);
-      heredocs.set(heredoc[2]!, `${body.join("\n")}\n`);
+    const heredoc = /<<-?["']?(\w+)/.exec(m[2]!);
+    if (heredoc) while (++i < lines.length && lines[i]!.trim() !== heredoc[1]) continue;
+  }
+  return instructions;
+}
+
+/**
+ * What the classic builder (docker build without BuildKit, e.g. Debian's docker.io 20.10) rejects or cannot fetch:
+ * a `# syntax=`/`# check=` directive (a frontend pulled from a registry), heredocs, and every instruction flag it
+ * does not know. The flags it knows, per instruction; anything else is BuildKit-only.
+ */
+const CLASSIC_FLAGS: Record<string, readonly string[]> = { FROM: ["--platform"], COPY: ["--from", "--chown"], ADD: ["--chown"] };
+
+function buildKitOnly(text: string): string[] {
+  const found: string[] = [];
+  for (const m of text.matchAll(/^#\s*(syntax|check)\s*=.*$/gim)) found.push(`parser directive: ${m[0]}`);
+  for (const { keyword, args } of parseDockerfile(text)) {
+    if (/<<-?["']?\w+/.test(args)) found.push(`heredoc: ${keyword} ${args}`);
+    for (const flag of args.matchAll(/(?:^|\s)(--[a-z-]+)(?==|\s)/g)) {
+      // only leading flags are instruction flags (RUN's command line may hold its own --options)
+      if (!new RegExp(`^(\\s*--[a-z-]+(=\\S+)?\\s+)*${flag[1]}`).test(args)) continue;
+      if (!(CLASSIC_FLAGS[keyword] ?? []).includes(flag[1]!)) found.push(`${keyword} ${flag[1]}`);
     }
   }
-  return { instructions, heredocs };
+  return found;
 }
+
+/** NMI's entrypoint script, a file the Dockerfile and scripts/build-images.sh copy into the image. */
+const NMI_ENTRYPOINT_SOURCE = "packages/nmi/image/podidentity-nmi-entrypoint";
+const NMI_ENTRYPOINT = "/usr/local/bin/podidentity-nmi-entrypoint";
 
 const toolchainNode = /PODIDENTITY_NODE_VERSION=(\S+)/.exec(readFileSync(resolve(ROOT, "scripts/toolchain.sh"), "utf8"))?.[1];
 
 for (const pkg of ["mic", "nmi"] as const) {
   const path = resolve(ROOT, `packages/${pkg}/Dockerfile`);
   const text = readFileSync(path, "utf8");
-  const { instructions } = parseDockerfile(text);
+  const instructions = parseDockerfile(text);
   const froms = instructions.filter((i) => i.keyword === "FROM");
   const finalStage = instructions.slice(instructions.lastIndexOf(froms.at(-1)!));
 
@@ -54,8 +74,10 @@ for (const pkg of ["mic", "nmi"] as const) {
     it("is multi-stage: a build stage, and a runtime stage that copies only its output", () => {
       expect(froms.length).toBeGreaterThanOrEqual(2);
       expect(froms[0]!.args).toMatch(/\s+AS\s+build$/i);
-      const copies = finalStage.filter((i) => i.keyword === "COPY" && !i.args.includes("<<"));
-      expect(copies.map((c) => c.args)).toEqual(["--from=build /out /app"]);
+      const copies = finalStage.filter((i) => i.keyword === "COPY").map((c) => c.args);
+      expect(copies.filter((c) => c.startsWith("--from"))).toEqual(["--from=build /out /app"]);
+      // besides the build output, only NMI's entrypoint script (a file in the repository)
+      expect(copies.filter((c) => !c.startsWith("--from"))).toEqual(pkg === "nmi" ? [`${NMI_ENTRYPOINT_SOURCE} ${NMI_ENTRYPOINT}`] : []);
     });
 
     it("every base image is Node 24 pinned to a full version tag (the toolchain's), never latest", () => {
@@ -73,9 +95,8 @@ for (const pkg of ["mic", "nmi"] as const) {
       expect(text).toMatch(/npm install --global [^\n]*pnpm@10\.34\.9/);
     });
 
-    it("asks for Dockerfile syntax 1.19+ (heredocs, COPY --chmod and the GA COPY --exclude)", () => {
-      const m = /^# syntax=docker\/dockerfile:1\.(\d+)\n/.exec(text);
-      expect(Number(m?.[1])).toBeGreaterThanOrEqual(19);
+    it("uses classic builder syntax only: no frontend to pull, no heredoc, no BuildKit-only flag (--exclude, --chmod, --mount…)", () => {
+      expect(buildKitOnly(text)).toEqual([]);
     });
 
     it("has no HEALTHCHECK (Kubernetes probes /healthz and /readyz instead)", () => {
@@ -86,7 +107,10 @@ for (const pkg of ["mic", "nmi"] as const) {
       const entry = finalStage.find((i) => i.keyword === "ENTRYPOINT")!;
       expect(entry).toBeDefined();
       if (pkg === "mic") expect(JSON.parse(entry.args)).toEqual(["node", "/app/dist/main.js"]);
-      else expect(parseDockerfile(text).heredocs.get(JSON.parse(entry.args)[0])).toContain('exec node "${PODIDENTITY_NMI_MAIN:-/app/dist/main.js}" "$@"');
+      else {
+        expect(JSON.parse(entry.args)).toEqual([NMI_ENTRYPOINT]);
+        expect(readFileSync(resolve(ROOT, NMI_ENTRYPOINT_SOURCE), "utf8")).toContain('exec node "${PODIDENTITY_NMI_MAIN:-/app/dist/main.js}" "$@"');
+      }
     });
 
     if (pkg === "mic") {
@@ -103,8 +127,43 @@ for (const pkg of ["mic", "nmi"] as const) {
   });
 }
 
+describe("the BuildKit-only check itself", () => {
+  it("finds each construct the classic builder rejects, and passes what it accepts", () => {
+    const bad = [
+      "# syntax=docker/dockerfile:1.19",
+      "FROM node:24 AS build",
+      "COPY --exclude=**/node_modules . .",
+      "COPY --chmod=0755 <<'EOF' /usr/local/bin/x\necho hi\nEOF",
+      "COPY --link --from=build /out /app",
+      "RUN --mount=type=cache,target=/root/.npm npm ci",
+      "ADD --checksum=sha256:00 https://example.com/x /x",
+    ].join("\n");
+    expect(buildKitOnly(bad)).toEqual([
+      "parser directive: # syntax=docker/dockerfile:1.19",
+      "COPY --exclude",
+      "heredoc: COPY --chmod=0755 <<'EOF' /usr/local/bin/x",
+      "COPY --chmod",
+      "COPY --link",
+      "RUN --mount",
+      "ADD --checksum",
+    ]);
+    const good = "FROM --platform=linux/amd64 node:24 AS build\nCOPY --chown=0:0 --from=build /out /app\nRUN npm install --global --no-audit pnpm\n";
+    expect(buildKitOnly(good)).toEqual([]);
+  });
+});
+
+describe(".dockerignore keeps the build context to sources", () => {
+  const ignored = readFileSync(resolve(ROOT, ".dockerignore"), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
+  it.each(["**/node_modules", "**/dist", ".tooling", ".git", ".reports", "**/coverage", "out"])("excludes %s", (pattern) => {
+    expect(ignored).toContain(pattern);
+  });
+  it("re-includes nothing (a `!` line could bring node_modules back)", () => {
+    expect(ignored.filter((l) => l.startsWith("!"))).toEqual([]);
+  });
+});
+
 describe("the NMI entrypoint picks the node's iptables backend", () => {
-  const script = parseDockerfile(readFileSync(resolve(ROOT, "packages/nmi/Dockerfile"), "utf8")).heredocs.get("/usr/local/bin/podidentity-nmi-entrypoint")!;
+  const script = readFileSync(resolve(ROOT, NMI_ENTRYPOINT_SOURCE), "utf8");
   const dirs: string[] = [];
   afterAll(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
