@@ -4,7 +4,8 @@
  * pod → Created → Assigned timeline.
  */
 import { assignedIdentityState, normalizeAzureAssignedIdentity, type AssignedIdentityState } from "@podidentity/api";
-import type { KubeObjectLike, KubeRest, WatchEvent } from "./kube-rest";
+import { Informer, type KubeClient } from "@podidentity/kube";
+import type { KubeObjectLike } from "./manifests";
 
 export const ASSIGNED_IDENTITIES_PATH = "/apis/aadpodidentity.k8s.io/v1/azureassignedidentities";
 
@@ -24,7 +25,8 @@ export interface AssignedIdentityTransition {
   /** performance.now() when the event arrived. */
   at: number;
   key: string;
-  type: WatchEvent["type"];
+  /** ADDED, MODIFIED or DELETED, as `kubectl get -w` would show it (a relist's differences included). */
+  type: "ADDED" | "MODIFIED" | "DELETED";
   state: AssignedIdentityState | undefined;
 }
 
@@ -53,19 +55,28 @@ export class AssignedIdentityWatch {
   readonly transitions: AssignedIdentityTransition[] = [];
   readonly #objects = new Map<string, AssignedIdentityView>();
   readonly #waiters = new Set<Waiter>();
-  readonly #abort = new AbortController();
+  readonly #informer: Informer<KubeObjectLike>;
 
-  private constructor() {}
+  private constructor(client: KubeClient) {
+    // An informer, so an API server restart (or a 410) costs a re-watch or relist, not a wait until the timeout.
+    this.#informer = new Informer<KubeObjectLike>(client, { path: ASSIGNED_IDENTITIES_PATH, minBackoffMs: 100, maxBackoffMs: 2_000 });
+    this.#informer.addHandlers({
+      add: (o) => this.#onEvent("ADDED", o),
+      update: (o) => this.#onEvent("MODIFIED", o),
+      delete: (o) => this.#onEvent("DELETED", o),
+    });
+  }
 
-  /** Lists and watches every namespace's AzureAssignedIdentities as the given user. */
-  static async start(rest: KubeRest): Promise<AssignedIdentityWatch> {
-    const watch = new AssignedIdentityWatch();
-    await rest.listAndWatch(ASSIGNED_IDENTITIES_PATH, (e) => watch.#onEvent(e), watch.#abort.signal);
+  /** Lists and watches every namespace's AzureAssignedIdentities as the given user; resolves once listed. */
+  static async start(client: KubeClient): Promise<AssignedIdentityWatch> {
+    const watch = new AssignedIdentityWatch(client);
+    watch.#informer.start();
+    await watch.#informer.synced;
     return watch;
   }
 
-  #onEvent(e: WatchEvent): void {
-    if (e.type !== "ADDED" && e.type !== "MODIFIED" && e.type !== "DELETED") return;
+  #onEvent(type: AssignedIdentityTransition["type"], object: KubeObjectLike): void {
+    const e = { type, object };
     const view = viewOf(e.object);
     const key = `${view.namespace}/${view.name}`;
     if (e.type === "DELETED") this.#objects.delete(key);
@@ -120,8 +131,8 @@ export class AssignedIdentityWatch {
     return this.until(`no AzureAssignedIdentity for ${pod.namespace}/${pod.name}`, (objects) => (objects.some((o) => o.pod === pod.name && o.podNamespace === pod.namespace) ? undefined : true), timeoutMs);
   }
 
-  close(): void {
-    this.#abort.abort();
+  async close(): Promise<void> {
     this.#waiters.clear();
+    await this.#informer.stop();
   }
 }

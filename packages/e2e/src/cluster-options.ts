@@ -3,7 +3,7 @@
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { Taint } from "@podidentity/testbed";
+import type { Taint, TopologyNode } from "@podidentity/testbed";
 
 /** Who calls the API server: the request log attributes each verb to one of these. */
 export const CLUSTER_USERS = {
@@ -39,7 +39,24 @@ export const DEFAULT_E2E_CLUSTER_OPTIONS = {
   readyTimeoutMs: 30_000,
   /** Copy component logs to files in the work directory. */
   logToFiles: true,
+  /** How NMI and MIC are run: `node dist/main.js` (images.netns.ts runs them from their images with crun instead). */
+  runner: ((launch) => ({ command: process.execPath, args: [PROGRAMS[launch.component](), ...launch.args] })) as ComponentRunner,
 } as const;
+
+/** One start of NMI or MIC, as the harness would run it in `node`'s network namespace. */
+export interface ComponentLaunch {
+  component: "nmi" | "mic";
+  /** Unique per start, e.g. `nmi@<node>-2`, `mic-0-1`. */
+  instance: string;
+  node: TopologyNode;
+  /** The program's arguments (without `dist/main.js`). */
+  args: readonly string[];
+  /** The environment its pod would give it (NODE_NAME, POD_NAME, NODE_EXTRA_CA_CERTS…). */
+  env: Record<string, string>;
+}
+
+/** The command (and its arguments) the harness spawns in the node's network namespace for `launch`. */
+export type ComponentRunner = (launch: ComponentLaunch) => { command: string; args: readonly string[] };
 
 export interface E2eClusterOptions {
   nodeCount?: number;
@@ -56,6 +73,7 @@ export interface E2eClusterOptions {
   micArgs?: readonly string[];
   readyTimeoutMs?: number;
   logToFiles?: boolean;
+  runner?: ComponentRunner;
 }
 
 const require = createRequire(import.meta.url);

@@ -17,7 +17,7 @@ import { NMI_NOT_READY_TAINT, PROGRAMS } from "./cluster-options";
 import { E2eCluster } from "./e2e-cluster";
 import { pollUntil } from "./http-probe";
 import { enterPrivateNetns, outerInitPid } from "./enter-private-netns";
-import { renderTable } from "./kubectl-table";
+import { getTable, renderTable } from "./kubectl-table";
 import { ASSIGNED_IDENTITIES_PATH } from "./assigned-identity-watch";
 import { identityManifest } from "./manifests";
 import { execInKeptDemo, removeKeptDemoState, writeKeptDemoState } from "./kept-demo";
@@ -196,7 +196,7 @@ async function inside(mode: string): Promise<number> {
     });
 
     await step("kubectl get azureassignedidentities -A", async () => {
-      const table = await c.admin.table(ASSIGNED_IDENTITIES_PATH);
+      const table = await getTable(c.admin, ASSIGNED_IDENTITIES_PATH);
       return { value: undefined, details: renderTable(table, { allNamespaces: true }) };
     });
 

@@ -18,6 +18,7 @@ import {
   Topology,
   azureProviderId,
   privateNetnsInfo,
+  renderKubeconfig,
   type ArmServer,
   type ComputeResource,
   type EntraServer,
@@ -32,11 +33,11 @@ import {
   type UserAssignedIdentity,
 } from "@podidentity/testbed";
 import { AssignedIdentityWatch } from "./assigned-identity-watch";
-import { CLUSTER_USERS, DEFAULT_E2E_CLUSTER_OPTIONS, NMI_NOT_READY_TAINT, PROGRAMS, type E2eClusterOptions } from "./cluster-options";
+import { CLUSTER_USERS, DEFAULT_E2E_CLUSTER_OPTIONS, NMI_NOT_READY_TAINT, type E2eClusterOptions } from "./cluster-options";
 import { ComponentProcess } from "./component-process";
 import { httpGet, pollUntil } from "./http-probe";
-import { KubeRest, KubeRestError, type KubeObjectLike } from "./kube-rest";
-import { collectionPathOf, identityManifest, parseManifest } from "./manifests";
+import { KubeApiError, KubeClient } from "@podidentity/kube";
+import { collectionPathOf, identityManifest, parseManifest, type KubeObjectLike } from "./manifests";
 
 /** A directory (outside the private namespaces, e.g. under /tmp) to copy each cluster's component logs to on close. */
 export const KEEP_LOGS_ENV = "PODIDENTITY_E2E_KEEP_LOGS";
@@ -61,7 +62,7 @@ interface ClusterParts {
   cloud: AzureCloud;
   topology: Topology;
   kube: KubeApiServer;
-  admin: KubeRest;
+  admin: KubeClient;
   arm: ArmServer;
   entra: EntraServer;
   vault: KeyVaultServer;
@@ -76,7 +77,7 @@ export class E2eCluster {
   readonly cloud: AzureCloud;
   readonly topology: Topology;
   readonly kube: KubeApiServer;
-  readonly admin: KubeRest;
+  readonly admin: KubeClient;
   readonly arm: ArmServer;
   readonly entra: EntraServer;
   readonly vault: KeyVaultServer;
@@ -144,7 +145,7 @@ export class E2eCluster {
       await timed("kube", () => kube.start());
       cleanupOnFailure.unshift(() => kube.close());
       await topology.registerInKube({ url: kube.url, token: tokenOf.kubelet, caPem: cloud.ca.certPem });
-      const admin = new KubeRest(kube.url, tokenOf.admin, cloud.ca.certPem);
+      const admin = KubeClient.fromKubeconfig(renderKubeconfig({ server: kube.url, caPem: cloud.ca.certPem, token: tokenOf.admin }), { userAgent: "kubectl" });
 
       const { arm, entra, vault } = await timed("azure", async () => {
         const [armHost, entraHost, vaultHost] = [
@@ -270,7 +271,6 @@ export class E2eCluster {
     const i = this.mics.length;
     const probePort = MIC_PROBE_PORT + i;
     const args = [
-      PROGRAMS.mic(),
       "--kubeconfig", this.paths.micKubeconfig,
       "--cloudconfig", this.paths.azureJson,
       "--arm-endpoint", "https://management.azure.com",
@@ -284,7 +284,9 @@ export class E2eCluster {
       ...this.options.micArgs,
       ...extraArgs,
     ];
-    const child = this.topology.spawnInNode(node.name, process.execPath, args, { cleanEnv: true, env: { NODE_EXTRA_CA_CERTS: this.paths.ca } });
+    const env = { NODE_EXTRA_CA_CERTS: this.paths.ca };
+    const run = this.options.runner({ component: "mic", instance: `mic-${i}`, node, args, env });
+    const child = this.topology.spawnInNode(node.name, run.command, run.args, { cleanEnv: true, env });
     const mic = new ComponentProcess(i === 0 ? "mic" : `mic-${i}`, child, this.#log(i === 0 ? "mic" : `mic-${i}`));
     this.mics.push(mic);
     const wanted = options.standby ? "standby (/readyz 200, /healthz Not Active)" : "leading (/healthz Active)";
@@ -317,8 +319,10 @@ export class E2eCluster {
     if (this.nmi.get(nodeName)?.running) throw new Error(`E2eCluster.startNmi: NMI is running on ${nodeName}`);
     const node = this.topology.node(nodeName);
     const podName = await this.#createNmiPod(node);
-    const args = [PROGRAMS.nmi(), "--node", nodeName, "--kubeconfig", this.paths.nmiKubeconfig, "--log-level", "debug", "--http-probe-port", String(NMI_PROBE_PORT), ...this.options.nmiArgs, ...extraArgs];
-    const child = this.topology.spawnInNode(nodeName, process.execPath, args, { cleanEnv: true, env: { NODE_EXTRA_CA_CERTS: this.paths.ca, NODE_NAME: nodeName, POD_NAME: podName, POD_NAMESPACE: this.nmiDaemonSet.namespace }, readOnlyProcSys: this.options.nmiReadOnlyProcSys });
+    const args = ["--node", nodeName, "--kubeconfig", this.paths.nmiKubeconfig, "--log-level", "debug", "--http-probe-port", String(NMI_PROBE_PORT), ...this.options.nmiArgs, ...extraArgs];
+    const env = { NODE_EXTRA_CA_CERTS: this.paths.ca, NODE_NAME: nodeName, POD_NAME: podName, POD_NAMESPACE: this.nmiDaemonSet.namespace };
+    const run = this.options.runner({ component: "nmi", instance: `nmi@${nodeName}-${this.nmiInstances.get(nodeName)?.length ?? 0}`, node, args, env });
+    const child = this.topology.spawnInNode(nodeName, run.command, run.args, { cleanEnv: true, env, readOnlyProcSys: this.options.nmiReadOnlyProcSys });
     const nmi = new ComponentProcess(`nmi@${nodeName}`, child, this.#log(`nmi-${nodeName}`));
     this.nmi.set(nodeName, nmi);
     this.nmiInstances.set(nodeName, [...(this.nmiInstances.get(nodeName) ?? []), nmi]);
@@ -353,7 +357,7 @@ export class E2eCluster {
     await this.#deleteNmiPod(node.name);
     const ds = await this.admin.get<KubeObjectLike & { spec?: { template?: { metadata?: { labels?: Record<string, string> }; spec?: Record<string, unknown> } } }>(this.nmiDaemonSetPath).catch((error: unknown) => {
       // Deleted by a test (an uninstall): the pod is still this DaemonSet's by name, as a leftover pod would be.
-      if (error instanceof KubeRestError && error.statusCode === 404) return undefined;
+      if (error instanceof KubeApiError && error.statusCode === 404) return undefined;
       throw error;
     });
     const name = `${this.nmiDaemonSet.name}-${randomBytes(3).toString("hex").slice(0, 5)}`;
@@ -369,7 +373,7 @@ export class E2eCluster {
       },
       spec: { ...(ds?.spec?.template?.spec ?? { hostNetwork: true, containers: [{ name: "nmi", image: "podidentity-nmi" }] }), nodeName: node.name },
     });
-    await this.admin.mergePatch(`${path}/${name}/status`, { status: { phase: "Running", podIP: node.address, podIPs: [{ ip: node.address }], hostIP: node.address } });
+    await this.admin.patch(`${path}/${name}/status`, { status: { phase: "Running", podIP: node.address, podIPs: [{ ip: node.address }], hostIP: node.address } });
     this.#nmiPods.set(node.name, name);
     return name;
   }
@@ -379,7 +383,7 @@ export class E2eCluster {
     if (name === undefined) return;
     this.#nmiPods.delete(nodeName);
     await this.admin.delete(`/api/v1/namespaces/${this.nmiDaemonSet.namespace}/pods/${name}`).catch((error: unknown) => {
-      if (!(error instanceof KubeRestError && error.statusCode === 404)) throw error;
+      if (!(error instanceof KubeApiError && error.statusCode === 404)) throw error;
     });
   }
 
@@ -388,7 +392,7 @@ export class E2eCluster {
     try {
       await this.admin.create("/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name } });
     } catch (error) {
-      if (!(error instanceof KubeRestError && error.statusCode === 409)) throw error;
+      if (!(error instanceof KubeApiError && error.statusCode === 409)) throw error;
     }
   }
 
@@ -445,7 +449,7 @@ export class E2eCluster {
 
   /** Changes a pod's `aadpodidbinding` label in Kubernetes (`kubectl label pod … aadpodidbinding=… --overwrite`). */
   async relabelPod(pod: TopologyPod, selector: string | null): Promise<void> {
-    await this.admin.mergePatch(`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`, { metadata: { labels: { aadpodidbinding: selector } } });
+    await this.admin.patch(`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`, { metadata: { labels: { aadpodidbinding: selector } } });
   }
 
   /**
@@ -511,11 +515,12 @@ export class E2eCluster {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.assigned.close();
+    await this.assigned.close();
     await Promise.all([...this.nmi.values()].map((n) => n.stop()));
     await Promise.all(this.mics.map((m) => m.stop()));
     await this.topology.close().catch(() => undefined);
     await this.kube.close().catch(() => undefined);
+    await this.admin.close();
     await this.cloud.close().catch(() => undefined);
     // The work directory is on the private namespaces' tmpfs; to read the components' logs afterwards, copy them out.
     const keepLogs = process.env[KEEP_LOGS_ENV];

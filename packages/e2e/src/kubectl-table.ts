@@ -2,7 +2,18 @@
  * Renders the API server's Table (the form `kubectl get` asks for) the way kubectl prints it: upper-case headers,
  * columns padded to their widest cell plus three spaces, dates as ages (`12s`, `3m4s`).
  */
-import type { KubeTable } from "./kube-rest";
+import type { KubeClient, KubeObject } from "@podidentity/kube";
+
+/** The API server's Table (`meta.k8s.io/v1`), what `kubectl get` prints. */
+export interface KubeTable {
+  columnDefinitions: { name: string; type: string; format?: string; priority?: number }[];
+  rows: { cells: unknown[]; object?: KubeObject }[];
+}
+
+/** `kubectl get <collection>`: the server-side Table of a collection. */
+export function getTable(client: KubeClient, collectionPath: string): Promise<KubeTable> {
+  return client.request<KubeTable>("GET", collectionPath, { headers: { accept: "application/json;as=Table;v=v1;g=meta.k8s.io" } });
+}
 
 /** kubectl's short human duration (`k8s.io/apimachinery/pkg/util/duration.HumanDuration`, first two ranges). */
 export function humanAge(ms: number): string {

@@ -5,7 +5,10 @@
  * spellings travel through the API server's schema to MIC and NMI.
  */
 import { parseAllDocuments } from "yaml";
-import type { KubeObjectLike } from "./kube-rest";
+import type { KubeObject } from "@podidentity/kube";
+
+/** Any object of a manifest, as plain JSON. */
+export type KubeObjectLike = KubeObject;
 
 export interface IdentityManifestInput {
   /** AzureIdentity name (also the binding's `AzureIdentity`). */

@@ -70,7 +70,7 @@ describe("an AzureIdentity naming an identity that does not exist", () => {
     expect(doctor.stdout).toContain(`  run: kubectl describe azureassignedidentity ${failed.name} -n ${failed.namespace}`);
 
     // The fix: point the AzureIdentity at the identity that exists. MIC replaces the assignment; the next request succeeds.
-    await cluster.admin.mergePatch(`/apis/aadpodidentity.k8s.io/v1/namespaces/${bound.namespace}/azureidentities/${bound.name}`, {
+    await cluster.admin.patch(`/apis/aadpodidentity.k8s.io/v1/namespaces/${bound.namespace}/azureidentities/${bound.name}`, {
       spec: { resourceID: real.id, clientID: real.clientId },
     });
     const fixed = await runNodeClient(cluster, pod, "sdk-client.mjs");

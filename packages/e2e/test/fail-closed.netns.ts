@@ -112,13 +112,13 @@ describe("fail closed across NMI restarts; rules removed on uninstall", () => {
 
   it("node relabelled out of the DaemonSet's nodeSelector, then SIGTERM: NMI removes its rules", async () => {
     expect(await natRules(node1)).toContain("-A PREROUTING -j aad-metadata");
-    await cluster.admin.mergePatch(`/api/v1/nodes/${node1.name}`, { metadata: { labels: { "kubernetes.io/os": "windows" } } });
+    await cluster.admin.patch(`/api/v1/nodes/${node1.name}`, { metadata: { labels: { "kubernetes.io/os": "windows" } } });
     const exit = await cluster.stopNmi(node1.name);
     expect(exit.code).toBe(0);
     expect(cluster.nmi.get(node1.name)!.logs(REMOVE)).toEqual([expect.objectContaining({ interception: "remove", reason: "node-not-selected" })]);
     expect(await natRules(node1)).not.toContain("aad-metadata");
     expect(await filterRules(node1)).not.toContain("aad-metadata");
-    await cluster.admin.mergePatch(`/api/v1/nodes/${node1.name}`, { metadata: { labels: { "kubernetes.io/os": "linux" } } });
+    await cluster.admin.patch(`/api/v1/nodes/${node1.name}`, { metadata: { labels: { "kubernetes.io/os": "linux" } } });
   });
 
   it("a killed NMI leaves its rules; `podidentity-nmi cleanup` on the node removes them and exits 0, also when there is nothing left", async () => {

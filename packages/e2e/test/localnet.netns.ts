@@ -74,6 +74,8 @@ describe("interception on nodes with route_localnet = 0 and a read-only /proc/sy
       expect(filter).toEqual([
         "-N aad-metadata",
         "-A INPUT -j aad-metadata",
+        "-A FORWARD -j aad-metadata",
+        `-A aad-metadata -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment "podidentity: metadata traffic not redirected to NMI is refused" -j REJECT --reject-with tcp-reset`,
         `-A aad-metadata -p tcp -m tcp --dport ${NMI_PORT} -m conntrack --ctstate DNAT --ctorigdst 169.254.169.254 --ctorigdstport 80 -j RETURN`,
         `-A aad-metadata -s 127.0.0.1/32 -i lo -p tcp -m tcp --dport ${NMI_PORT} -j RETURN`,
         `-A aad-metadata -p tcp -m tcp --dport ${NMI_PORT} -m comment --comment "podidentity: NMI answers only intercepted metadata traffic and 127.0.0.1" -j REJECT --reject-with tcp-reset`,

@@ -26,7 +26,7 @@ import type { Clock } from "./clock";
 import { assignmentFingerprint, type DesiredAssignment, type DesiredState } from "./desired-state";
 import type { EventRecorder, InvolvedObject } from "./event-recorder";
 import { NotLeaderError } from "./errors";
-import { isNotFound, type KubeClient } from "./kube/kube-client";
+import { KubeApiError, type KubeClient } from "@podidentity/kube";
 import type { ReconcileResult } from "./work-queue";
 
 export interface AssignedIdentityWriter {
@@ -337,7 +337,7 @@ export class AssignedIdentityReconciler {
       }
       if (!existing.terminating) await client.request("DELETE", aaiPath(namespace, name), { signal: this.#o.signal() });
     } catch (error) {
-      if (!isNotFound(error)) throw error;
+      if (!(error instanceof KubeApiError && error.isNotFound)) throw error;
     }
     writer.applyLocalDelete(existing.key);
   }

@@ -3,8 +3,7 @@ import type { ComputeClient, ComputeIdentityState } from "./arm/compute-client";
 import type { ComputeTarget } from "./arm/compute-target";
 import type { Clock } from "./clock";
 import { classifyArmFailure, isOperationConflict } from "./arm/arm-failure";
-import { isAbortError } from "./errors";
-import { describe } from "./kube/informer";
+import { describe, isAbortError } from "./errors";
 
 export interface TargetObservation {
   readonly state: ComputeIdentityState;

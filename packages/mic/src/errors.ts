@@ -1,6 +1,6 @@
 /**
  * MIC's error classes. Each has a stable `code`; raw HTTP failures become one of these in exactly one place
- * (kube/kube-client.ts for the API server, arm/compute-client.ts for ARM).
+ * (arm/compute-client.ts for ARM; the API server's failures are @podidentity/kube's KubeApiError).
  */
 
 /** A reconcile failure that retrying cannot fix (bad input): logged and reported, never retried. */
@@ -18,22 +18,6 @@ export class NotLeaderError extends Error {
   constructor(what: string) {
     super(`not the leader: ${what} skipped (another MIC replica holds the lease)`);
     this.name = "NotLeaderError";
-  }
-}
-
-/** The Kubernetes API server answered with an error Status. */
-export class KubeApiError extends Error {
-  readonly code = "KUBE_API_ERROR";
-  constructor(
-    readonly statusCode: number,
-    readonly reason: string,
-    message: string,
-    readonly method: string,
-    readonly path: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${method} ${path}: ${statusCode} ${reason}: ${message}`, options);
-    this.name = "KubeApiError";
   }
 }
 
@@ -75,4 +59,10 @@ export class CloudConfigError extends Error {
 
 export function isAbortError(error: unknown): boolean {
   return error instanceof Error && (error.name === "AbortError" || (error as { code?: string }).code === "UND_ERR_ABORTED");
+}
+
+/** An error as log fields: its class, message and code (never its cause's body, which may hold a token). */
+export function describe(error: unknown): Record<string, unknown> {
+  if (error instanceof Error) return { type: error.name, message: error.message, code: (error as { code?: unknown }).code };
+  return { message: String(error) };
 }

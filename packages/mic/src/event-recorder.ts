@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Clock } from "./clock";
-import { describe } from "./kube/informer";
-import type { KubeClient } from "./kube/kube-client";
+import { describe } from "./errors";
+import type { KubeClient } from "@podidentity/kube";
 
 export interface InvolvedObject {
   apiVersion: string;

@@ -14,7 +14,7 @@ export {
   ReloadingArmCredential,
 } from "./cloud-config";
 export type { CloudConfig, CloudEndpoints } from "./cloud-config";
-export { ArmRequestError, CloudConfigError, KubeApiError, NotLeaderError, TerminalError } from "./errors";
+export { ArmRequestError, CloudConfigError, NotLeaderError, TerminalError } from "./errors";
 export {
   ADDED_BY_ANNOTATION,
   COMPUTE_RESOURCE_ANNOTATION,

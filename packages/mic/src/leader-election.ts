@@ -1,9 +1,8 @@
 import type { Logger } from "pino";
 import type { Clock } from "./clock";
-import { isAbortError } from "./errors";
-import { describe } from "./kube/informer";
-import { KubeApiError } from "./errors";
-import type { KubeClient } from "./kube/kube-client";
+import { describe, isAbortError } from "./errors";
+import { KubeApiError } from "@podidentity/kube";
+import type { KubeClient } from "@podidentity/kube";
 
 export interface LeaderElectionOptions {
   namespace: string;

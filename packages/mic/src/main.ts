@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { KubeConfig } from "@kubernetes/client-node";
+import { loadKubeConfig } from "@podidentity/kube";
 import { forceNamespacedSetting, goStyleArgs, logLegacyFlagNotices, longFlagNames, orUsageError, parseBool, parseCsv, parseDuration, parsePort, takeLegacyFlags } from "@podidentity/daemon";
 import { Command, Option } from "commander";
 import { pino, type Logger } from "pino";
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   const program = new Command("podidentity-mic")
     .description("Managed Identity Controller: assigns user-assigned identities to nodes' VMs/VMSS for pods with AzureIdentityBindings")
     .version(version, "--version")
-    .option("--kubeconfig <path>", "kubeconfig file (default: in-cluster / KUBECONFIG)")
+    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG, then in-cluster, then ~/.kube/config)")
     .option("--cloudconfig <path>", "azure.json; when absent the env vars CLOUD, TENANT_ID, CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_ID, RESOURCE_GROUP, VM_TYPE, USE_MSI, USER_ASSIGNED_MSI_CLIENT_ID are used")
     .addOption(new Option("--force-namespaced [bool]", "namespaced matching (also env FORCENAMESPACED)").argParser(parseBool))
     .addOption(new Option("--forceNamespaced [bool]", "alias of --force-namespaced (v1.8)").argParser(parseBool))
@@ -73,9 +73,8 @@ async function run(opts: Record<string, unknown>, logger: Logger): Promise<void>
   const [burst, perMinute] = String(opts["armWriteBudget"]).split("/").map(Number);
   const leaseDurationMs = opts["leaderElectionDuration"] as number;
 
-  const kubeConfig = new KubeConfig();
-  if (typeof opts["kubeconfig"] === "string" && opts["kubeconfig"] !== "") kubeConfig.loadFromFile(opts["kubeconfig"]);
-  else kubeConfig.loadFromDefault();
+  // The flag, then $KUBECONFIG, in-cluster, ~/.kube/config (a KubeConfigError names the file and field at fault).
+  const kubeConfig = loadKubeConfig({ ...(typeof opts["kubeconfig"] === "string" && opts["kubeconfig"] !== "" && { kubeconfigPath: opts["kubeconfig"] }) });
 
   const mic = new Mic({
     kubeConfig,

@@ -1,5 +1,4 @@
 import type { TokenCredential } from "@azure/core-auth";
-import type { KubeConfig } from "@kubernetes/client-node";
 import {
   API_GROUP_VERSION,
   AZURE_ASSIGNED_IDENTITY_NAMES,
@@ -14,6 +13,7 @@ import {
   type AzureIdentity,
   type AzureIdentityBinding,
 } from "@podidentity/api";
+import { Informer, KubeClient, clockFromSleep, type KubeConfig, type KubeObject } from "@podidentity/kube";
 import { pino, type Logger } from "pino";
 import type { Dispatcher } from "undici";
 import { AssignedIdentityIndex, type IndexedAssignment } from "./assigned-identity-index";
@@ -28,9 +28,7 @@ import { DEFAULT_MIC_OPTIONS, type LeaderElectionConfig } from "./config";
 import { DesiredState, type NodeObject, type PodObject } from "./desired-state";
 import { DriftRepair } from "./drift-repair";
 import { EventRecorder } from "./event-recorder";
-import { TerminalError } from "./errors";
-import { Informer, describe } from "./kube/informer";
-import { KubeClient } from "./kube/kube-client";
+import { TerminalError, describe } from "./errors";
 import { LeaderElector } from "./leader-election";
 import { MicMetrics } from "./metrics";
 import { ProblemReporter } from "./problem-reporter";
@@ -100,10 +98,10 @@ export class Mic {
   readonly #immutable: Set<string>;
   readonly #leader: Required<LeaderElectionConfig>;
   #client: KubeClient | undefined;
-  #informers: Array<Informer<never>> = [];
-  #assignedInformer: Informer<{ metadata?: Record<string, never> }> | undefined;
-  #identityInformer: Informer<AzureIdentity> | undefined;
-  #bindingInformer: Informer<AzureIdentityBinding> | undefined;
+  #informers: Array<Informer<KubeObject, unknown>> = [];
+  #assignedInformer: Informer<KubeObject> | undefined;
+  #identityInformer: Informer<KubeObject & AzureIdentity> | undefined;
+  #bindingInformer: Informer<KubeObject & AzureIdentityBinding> | undefined;
   #queue: WorkQueue | undefined;
   #reconciler: AssignedIdentityReconciler | undefined;
   #events: EventRecorder | undefined;
@@ -170,7 +168,7 @@ export class Mic {
   /** Starts informers, probes and leader election; resolves once the informers have synced. */
   async start(): Promise<void> {
     const o = this.#o;
-    const client = await KubeClient.fromKubeConfig(o.kubeConfig);
+    const client = new KubeClient(o.kubeConfig, { userAgent: "podidentity-mic" });
     this.#client = client;
     const clock = this.#clock;
     const logger = this.logger;
@@ -230,69 +228,62 @@ export class Mic {
       this.#problems?.skipped(change.skipped);
     });
 
-    const common = { clock, logger };
-    const pods = new Informer<PodObject & { metadata?: Record<string, never> }>(
-      client,
-      { ...common, path: "/api/v1/pods", labelSelector: POD_LABEL },
-      { onUpsert: (p) => this.desired.upsertPod(p), onDelete: (p) => this.desired.deletePod(p) },
-    );
-    const nodes = new Informer<NodeObject & { metadata?: Record<string, never> }>(
-      client,
-      { ...common, path: "/api/v1/nodes" },
-      {
-        onUpsert: (n) => {
-          this.desired.upsertNode(n);
-          for (const key of this.#legacyByNode.get(nameOf(n)) ?? []) {
-            const raw = this.#assignedInformer?.store.get(key);
-            if (raw) this.#indexAssigned(raw);
-          }
-        },
-        onDelete: (n) => this.desired.deleteNode(n),
+    // The informers back off on MIC's clock; their failures are logged here (the informer itself never prints).
+    const informerClock = clockFromSleep(clock);
+    const informer = <T extends KubeObject>(path: string, labelSelector?: string): Informer<T> =>
+      new Informer<T>(client, {
+        path,
+        ...(labelSelector !== undefined && { labelSelector }),
+        clock: informerClock,
+        onError: (error, retryInMs) =>
+          logger.warn({ err: describe(error), path, retryInMs }, retryInMs === undefined ? "an informer handler failed" : "list/watch failed; retrying"),
+      });
+    const pods = informer<KubeObject & PodObject>("/api/v1/pods", POD_LABEL);
+    pods.addHandlers({ add: (p) => this.desired.upsertPod(p), update: (p) => this.desired.upsertPod(p), delete: (p) => this.desired.deletePod(p) });
+    const nodes = informer<KubeObject & NodeObject>("/api/v1/nodes");
+    const onNode = (n: NodeObject): void => {
+      this.desired.upsertNode(n);
+      for (const key of this.#legacyByNode.get(nameOf(n)) ?? []) {
+        const raw = this.#assignedInformer?.store.get(key);
+        if (raw) this.#indexAssigned(raw);
+      }
+    };
+    nodes.addHandlers({ add: onNode, update: onNode, delete: (n) => this.desired.deleteNode(n) });
+    this.#identityInformer = informer<KubeObject & AzureIdentity>(crdPath(AZURE_IDENTITY_NAMES.plural));
+    const onIdentity = (raw: KubeObject): void => {
+      const n = normalizeAzureIdentity(raw);
+      this.#problems?.invalid("AzureIdentity", n);
+      this.desired.upsertIdentity(n.object);
+      this.#identityEdited(n.object);
+    };
+    this.#identityInformer.addHandlers({
+      add: onIdentity,
+      update: onIdentity,
+      delete: (raw) => {
+        const identity = normalizeAzureIdentity(raw).object;
+        this.#identityEdits.delete(`${namespaceOf(identity)}/${nameOf(identity)}`);
+        this.desired.deleteIdentity(identity);
       },
-    );
-    this.#identityInformer = new Informer<AzureIdentity>(
-      client,
-      { ...common, path: crdPath(AZURE_IDENTITY_NAMES.plural) },
-      {
-        onUpsert: (raw) => {
-          const n = normalizeAzureIdentity(raw);
-          this.#problems?.invalid("AzureIdentity", n);
-          this.desired.upsertIdentity(n.object);
-          this.#identityEdited(n.object);
-        },
-        onDelete: (raw) => {
-          const identity = normalizeAzureIdentity(raw).object;
-          this.#identityEdits.delete(`${namespaceOf(identity)}/${nameOf(identity)}`);
-          this.desired.deleteIdentity(identity);
-        },
+    });
+    this.#bindingInformer = informer<KubeObject & AzureIdentityBinding>(crdPath(AZURE_IDENTITY_BINDING_NAMES.plural));
+    const onBinding = (raw: KubeObject): void => {
+      const n = normalizeAzureIdentityBinding(raw);
+      this.#problems?.invalid("AzureIdentityBinding", n);
+      this.desired.upsertBinding(n.object);
+    };
+    this.#bindingInformer.addHandlers({ add: onBinding, update: onBinding, delete: (raw) => this.desired.deleteBinding(normalizeAzureIdentityBinding(raw).object) });
+    this.#assignedInformer = informer<KubeObject>(crdPath(AZURE_ASSIGNED_IDENTITY_NAMES.plural));
+    this.#assignedInformer.addHandlers({
+      add: (raw) => this.#indexAssigned(raw),
+      update: (raw) => this.#indexAssigned(raw),
+      delete: (raw) => {
+        const key = `${namespaceOf(raw)}/${nameOf(raw)}`;
+        const old = this.index.delete(key);
+        if (old) this.#assignedChanged(old);
+        this.#queue?.add(key);
       },
-    );
-    this.#bindingInformer = new Informer<AzureIdentityBinding>(
-      client,
-      { ...common, path: crdPath(AZURE_IDENTITY_BINDING_NAMES.plural) },
-      {
-        onUpsert: (raw) => {
-          const n = normalizeAzureIdentityBinding(raw);
-          this.#problems?.invalid("AzureIdentityBinding", n);
-          this.desired.upsertBinding(n.object);
-        },
-        onDelete: (raw) => this.desired.deleteBinding(normalizeAzureIdentityBinding(raw).object),
-      },
-    );
-    this.#assignedInformer = new Informer(
-      client,
-      { ...common, path: crdPath(AZURE_ASSIGNED_IDENTITY_NAMES.plural) },
-      {
-        onUpsert: (raw) => this.#indexAssigned(raw),
-        onDelete: (raw) => {
-          const key = `${namespaceOf(raw as never)}/${nameOf(raw as never)}`;
-          const old = this.index.delete(key);
-          if (old) this.#assignedChanged(old);
-          this.#queue?.add(key);
-        },
-      },
-    );
-    this.#informers = [pods, nodes, this.#identityInformer, this.#bindingInformer, this.#assignedInformer] as Array<Informer<never>>;
+    });
+    this.#informers = [pods, nodes, this.#identityInformer, this.#bindingInformer, this.#assignedInformer] as Array<Informer<KubeObject, unknown>>;
     for (const informer of this.#informers) informer.start();
 
     if (o.httpProbePort !== undefined) {
@@ -467,3 +458,4 @@ export class Mic {
     await this.#status?.stop();
   }
 }
+

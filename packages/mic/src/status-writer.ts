@@ -2,7 +2,7 @@ import { API_GROUP_VERSION, AZURE_IDENTITY_BINDING_NAMES, AZURE_IDENTITY_NAMES }
 import type { Logger } from "pino";
 import type { AssignedIdentityIndex } from "./assigned-identity-index";
 import type { Clock } from "./clock";
-import { isNotFound, type KubeClient } from "./kube/kube-client";
+import { KubeApiError, type KubeClient } from "@podidentity/kube";
 import { WorkQueue } from "./work-queue";
 
 type Kind = "identity" | "binding";
@@ -72,7 +72,7 @@ export class StatusWriter {
         signal: this.#o.signal(),
       });
     } catch (error) {
-      if (!isNotFound(error)) throw error;
+      if (!(error instanceof KubeApiError && error.isNotFound)) throw error;
     }
   }
 }

@@ -1,7 +1,6 @@
 import { Agent as HttpsAgent } from "node:https";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { ClientSecretCredential } from "@azure/identity";
-import { KubeConfig } from "@kubernetes/client-node";
 import {
   API_GROUP_VERSION,
   customResourceDefinitions,
@@ -17,6 +16,7 @@ import {
   type KubeObject,
   type UserAssignedIdentity,
 } from "@podidentity/testbed";
+import { parseKubeConfig, type KubeConfig } from "@podidentity/kube";
 import { pino } from "pino";
 import { Agent } from "undici";
 import { Mic, type MicOptions } from "../../src/index";
@@ -67,9 +67,7 @@ export class Harness {
   }
 
   kubeConfig(token?: string): KubeConfig {
-    const kc = new KubeConfig();
-    kc.loadFromString(renderKubeconfig({ server: this.kube.url, caPem: this.cloud.ca.certPem, ...(token && { token }) }));
-    return kc;
+    return parseKubeConfig(renderKubeconfig({ server: this.kube.url, caPem: this.cloud.ca.certPem, ...(token && { token }) }), { source: "harness", baseDir: "." });
   }
 
   async startMic(options: Partial<MicOptions> = {}): Promise<Mic> {

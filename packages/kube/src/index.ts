@@ -1,0 +1,12 @@
+export type { Clock, TimerHandle } from "./clock";
+export { clockFromSleep, systemClock } from "./clock";
+export type { CredentialSource, Credentials, ExecConfig, ExecCredentialOptions } from "./credentials";
+export { DEFAULT_EXEC_CREDENTIAL_OPTIONS, ExecCredentials, StaticCredentials, TokenFileCredentials } from "./credentials";
+export { ExecCredentialError, KubeApiError, KubeConfigError } from "./errors";
+export type { InformerHandlers, InformerOptions, InformerStats } from "./informer";
+export { DEFAULT_INFORMER_OPTIONS, Informer, compareVersions, objectKey } from "./informer";
+export type { KubeClientOptions, PatchType, RequestOptions, WatchOptions } from "./kube-client";
+export { DEFAULT_KUBE_CLIENT_OPTIONS, KubeClient } from "./kube-client";
+export type { KubeConfig, LoadKubeConfigOptions } from "./kubeconfig";
+export { SERVICE_ACCOUNT_DIR, inClusterConfig, loadKubeConfig, parseKubeConfig, readKubeConfigFile } from "./kubeconfig";
+export type { KubeList, KubeObject, KubeQuery, KubeStatus, WatchEvent, WatchEventType } from "./types";
