@@ -49,7 +49,7 @@ export function parseCliOptions(argv: readonly string[], env: Record<string, str
     .option("--node <name>", "this node's name (default: env NODE_NAME)")
     .option("--pod-name <name>", "this NMI's pod, whose DaemonSet decides on SIGTERM whether the iptables rules stay (default: env POD_NAME)")
     .option("--pod-namespace <namespace>", "this NMI's pod's namespace (default: env POD_NAMESPACE)")
-    .option("--kubeconfig <path>", "kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
+    .option("--kubeconfig <path>", "kubeconfig file (default: $KUBECONFIG, then in-cluster, then ~/.kube/config)")
     .option(
       "--nmi-listen-address <ip>",
       "IPv4 address NMI listens on: 0.0.0.0 DNATs pods to the node's own address (no route_localnet needed); 127.0.0.1 is v1.8's loopback DNAT (needs route_localnet=1); another address is listened on and DNATed to",

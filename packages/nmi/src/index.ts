@@ -21,10 +21,9 @@ export { daemonPodTolerations, daemonSetTargetsNode, nodeSelectorTermsMatch, req
 export type { NodeSelectorRequirement, NodeSelectorTerm, NodeTargeting, PlacementNode, PodPlacementSpec, Toleration } from "./interception/node-targeting";
 export { removeInterceptionRules } from "./interception/rule-cleanup";
 export type { CleanupReport } from "./interception/rule-cleanup";
-export { KubeApiError, KubeClient } from "./kube/kube-client";
-export type { KubeClientOptions } from "./kube/kube-client";
-export type { KubeList, KubeObject, KubeObjectMeta, NodeObject, Pod, SecretObject, Taint, WatchEventType } from "./kube/kube-types";
-export { ResourceInformer } from "./kube/resource-informer";
+// The client Nmi takes (NmiOptions.kube); the rest of the Kubernetes client lives in @podidentity/kube.
+export { KubeClient } from "@podidentity/kube";
+export type { NodeObject, Pod, SecretObject, Taint } from "./kube-objects";
 export { PodCache } from "./pods/pod-cache";
 export type { PodLookup } from "./pods/pod-cache";
 export { IdentityStore } from "./identity/identity-store";

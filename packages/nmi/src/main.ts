@@ -3,7 +3,7 @@ import pino from "pino";
 import { isCleanupCommand, parseCleanupOptions, parseCliOptions } from "./cli-options";
 import { execRunner } from "./interception/command-runner";
 import { removeInterceptionRules } from "./interception/rule-cleanup";
-import { KubeClient } from "./kube/kube-client";
+import { KubeClient } from "@podidentity/kube";
 import { Nmi } from "./nmi";
 
 const argv = process.argv.slice(2);
@@ -33,7 +33,7 @@ async function serve(): Promise<void> {
   const logger = pino({ name: "podidentity-nmi", level: options.logLevel, base: { node: options.config.nodeName } }, stdout);
   logLegacyFlagNotices(logger, options.legacyFlags);
   try {
-    const kube = KubeClient.fromDefault(options.kubeconfig);
+    const kube = KubeClient.load({ ...(options.kubeconfig !== undefined && { kubeconfigPath: options.kubeconfig }), userAgent: "podidentity-nmi" });
     const nmi = new Nmi({ ...options.config, kube, logger });
     let stopping = false;
     const shutdown = (signal: string): void => {

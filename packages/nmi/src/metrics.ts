@@ -19,6 +19,7 @@ export class NmiMetrics {
   readonly interceptionRepairs: Counter;
   readonly connectionsClosed: Counter<"reason">;
   readonly ready: Gauge;
+  readonly listenerWaiting: Gauge;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -50,6 +51,7 @@ export class NmiMetrics {
       labelNames: ["reason"],
       registers,
     });
+    this.listenerWaiting = new Gauge({ name: `${PREFIX}listener_waiting_for_port`, help: "1 while another process holds NMI's port and NMI waits for it (e.g. aad-pod-identity v1.8's NMI during a migration)", registers });
     this.ready = new Gauge({ name: `${PREFIX}ready`, help: "1 when interception is installed and informers have synced", registers });
     if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
   }

@@ -12,7 +12,8 @@ import { IptablesManager } from "./interception/iptables-manager";
 import { checkNetworkPlugin, detectIptablesBypass } from "./interception/network-plugin-check";
 import { removeStartupTaint } from "./interception/node-taint";
 import { InterceptionOwnership, type InterceptionDecision } from "./interception/ownership";
-import type { KubeClient } from "./kube/kube-client";
+import { listenWhenFree } from "./interception/port-handover";
+import type { KubeClient } from "@podidentity/kube";
 import { NmiMetrics } from "./metrics";
 import { PodCache } from "./pods/pod-cache";
 import { OpsServer, readinessBody, type ReadinessReport } from "./probes";
@@ -40,7 +41,7 @@ export interface StopReport {
 }
 
 export interface NmiOptions extends NmiConfigInput {
-  /** The API server (KubeClient.fromDefault(), fromKubeconfig(...), inCluster()). */
+  /** The API server (@podidentity/kube: KubeClient.load(), KubeClient.fromKubeconfig(...)). */
   kube: KubeClient;
   logger?: Logger;
   /** Clock for token expiry, grace windows and cache refresh (ms since the epoch). */
@@ -101,6 +102,9 @@ export class Nmi {
   #started = false;
   #stopped = false;
   #interceptionError: string | undefined;
+  /** Whether the IMDS listener is bound (false while another process holds the port: port-handover.ts). */
+  #listening = false;
+  readonly #stopWaiting = new AbortController();
   /** The verify pass in flight: stop() waits for it, or it could re-install the rules stop() just removed. */
   #verifying: Promise<void> | undefined;
 
@@ -270,6 +274,7 @@ export class Nmi {
   readiness(): ReadinessReport {
     const checks = {
       interception: this.interception === null || (this.interception.installed && this.#interceptionError === undefined),
+      listener: this.#listening,
       "informer-pods": this.pods.synced,
       "informer-identities": this.identities.synced,
     };
@@ -277,9 +282,9 @@ export class Nmi {
   }
 
   /**
-   * Brings NMI up: network plugin guard, probe listeners (they answer while the rest starts), interception
-   * installed (fatal when it fails) and stale conntrack entries deleted, then the IMDS listener, informers synced,
-   * the node's startup taint removed.
+   * Brings NMI up: network plugin guard, probe listeners (they answer while the rest starts), the iptables guards
+   * (fatal when they fail), the IMDS listener (waiting while another process holds the port), informers synced,
+   * the nat redirect (fatal when it fails) and stale conntrack entries deleted, the node's startup taint removed.
    */
   async start(): Promise<void> {
     const { config } = this;
@@ -288,22 +293,58 @@ export class Nmi {
     }
     if (config.httpProbePort !== null) await this.#probes.listen(config.httpProbePort, "0.0.0.0");
     if (config.prometheusPort !== null) await this.#metricsServer.listen(config.prometheusPort, "0.0.0.0");
-    // Interception before the listener: NMI may listen on every address only once the port guard is in place, and
-    // until the informers have synced pods' metadata requests are refused (fail closed), never answered by IMDS.
-    if (this.interception !== null) {
+    // The guards before the listener: NMI may listen on every address only once its port is guarded, and pods'
+    // metadata traffic that no DNAT sends anywhere is refused, never answered by IMDS. The nat redirect only once
+    // NMI listens and its informers have synced: until then the port may be another NMI's (aad-pod-identity v1.8's,
+    // port-handover.ts), whose redirect is left alone, and pods' requests are refused (fail closed).
+    const interception = this.interception;
+    if (interception !== null) {
       for (const hint of await detectIptablesBypass()) {
         this.logger.warn({ hint }, "this node's CNI may bypass iptables PREROUTING: pods could reach IMDS without NMI (Cilium eBPF host routing defeats interception)");
       }
-      await this.interception.ensure();
-      if (config.enableConntrackDeletion) {
-        const deleted = await this.interception.deleteConntrackEntries();
-        this.logger.info({ deleted }, "stale conntrack entries to the metadata address deleted");
-      }
+      interception.redirect = false;
+      await interception.ensure();
       this.#verifyTimer = setInterval(() => void this.verifyInterception(), config.iptablesUpdateIntervalMs);
       this.#verifyTimer.unref();
     }
-    await this.#server.listen();
+    const { listening, busyAttempts } = await listenWhenFree(() => this.#server.listen(), {
+      signal: this.#stopWaiting.signal,
+      onWaiting: () => {
+        this.metrics.listenerWaiting.set(1);
+        this.logger.warn(
+          { port: config.port, listen: config.listenAddress },
+          `another process holds port ${config.port}, e.g. aad-pod-identity v1.8's NMI; waiting for it; pods' metadata traffic stays with it, and is refused if it removes its redirect`,
+        );
+      },
+    });
+    this.metrics.listenerWaiting.set(0);
+    if (!listening) {
+      this.logger.info({ port: config.port }, "stopped while waiting for the port");
+      return;
+    }
+    this.#listening = true;
+    if (busyAttempts > 0) this.logger.info({ port: config.port, busyAttempts }, "the port is free: listening, and taking over the metadata redirect");
     await Promise.all([this.pods.start(), this.identities.start()]);
+    // The redirect last: until NMI can tell pods apart, their metadata traffic is refused by the guard (a TCP reset
+    // the SDK retries), never answered with a wrong 403 or by IMDS.
+    if (interception !== null) {
+      await this.#verifying; // a guard-only pass of the loop must not run alongside the install
+      interception.redirect = true;
+      const installing = interception.ensure();
+      this.#verifying = installing.then(
+        () => undefined,
+        () => undefined,
+      );
+      try {
+        await installing;
+      } finally {
+        this.#verifying = undefined;
+      }
+      if (config.enableConntrackDeletion) {
+        const deleted = await interception.deleteConntrackEntries();
+        this.logger.info({ deleted }, "stale conntrack entries to the metadata address deleted");
+      }
+    }
     this.#started = true;
     // In the background: a slow API server must not delay readiness; decide() looks again if this has not finished.
     if (this.interception !== null) void this.#findOwner();
@@ -367,11 +408,13 @@ export class Nmi {
   async stop(options: { interception?: InterceptionOnStop } = {}): Promise<StopReport> {
     if (this.#stopped) return { interception: "none", reason: "none", detail: "already stopped" };
     this.#stopped = true;
+    this.#stopWaiting.abort();
     clearInterval(this.#verifyTimer);
     await this.#verifying;
     let failure: unknown;
     let report: StopReport = { interception: "none", reason: "none", detail: "no interception" };
-    if (this.interception !== null && this.#started) {
+    // Also when stopped while waiting for the port: the guards are installed then (the redirect is not ours to remove).
+    if (this.interception !== null && (this.#started || this.interception.installed)) {
       const wanted = options.interception ?? "decide";
       const decision: InterceptionDecision | { action: "keep" | "remove"; reason: "requested"; detail: string } =
         wanted === "decide" ? await this.ownership.decide() : { action: wanted, reason: "requested", detail: `stop({ interception: "${wanted}" })` };

@@ -2,6 +2,7 @@ import pino from "pino";
 import { request } from "undici";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { IptablesManager, InterceptionError, NMI_CHAIN, execRunner, resolveDnatTarget } from "../src/index";
+import { METADATA_GUARD_COMMENT } from "../src/interception/iptables-manager";
 import { Cluster, NODE, eventually } from "./helpers/cluster";
 import { NetnsSet, deleteStaleNamespaces, netnsUnavailableReason, sh } from "./helpers/netns";
 
@@ -73,12 +74,15 @@ describe.skipIf(reason !== undefined)("iptables interception (inside network nam
     expect(await rules(ns, "filter")).toEqual([
       "-N aad-metadata",
       "-A INPUT -j aad-metadata",
+      "-A FORWARD -j aad-metadata",
+      `-A aad-metadata -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment "${METADATA_GUARD_COMMENT}" -j REJECT --reject-with tcp-reset`,
       "-A aad-metadata -p tcp -m tcp --dport 2579 -m conntrack --ctstate DNAT --ctorigdst 169.254.169.254 --ctorigdstport 80 -j RETURN",
       "-A aad-metadata -s 127.0.0.1/32 -i lo -p tcp -m tcp --dport 2579 -j RETURN",
       '-A aad-metadata -p tcp -m tcp --dport 2579 -m comment --comment "podidentity: NMI answers only intercepted metadata traffic and 127.0.0.1" -j REJECT --reject-with tcp-reset',
     ]);
     // The jumps are at position 1, ahead of anything the node had.
     expect((await sh(["ip", "netns", "exec", ns, "iptables", "-t", "filter", "-S", "INPUT"])).split("\n")[1]).toBe("-A INPUT -j aad-metadata");
+    expect((await sh(["ip", "netns", "exec", ns, "iptables", "-t", "filter", "-S", "FORWARD"])).split("\n")[1]).toBe("-A FORWARD -j aad-metadata");
     expect(await routeLocalnet(ns)).toBe("0");
     expect(await m.ensure()).toBe("unchanged");
   });
@@ -114,6 +118,8 @@ describe.skipIf(reason !== undefined)("iptables interception (inside network nam
     expect(await rules(ns, "filter")).toEqual([
       "-N aad-metadata",
       "-A INPUT -j aad-metadata",
+      "-A FORWARD -j aad-metadata",
+      `-A aad-metadata -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment "${METADATA_GUARD_COMMENT}" -j REJECT --reject-with tcp-reset`,
       '-A aad-metadata ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "podidentity: block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP',
     ]);
     expect(await m.ensure()).toBe("unchanged");
@@ -171,7 +177,14 @@ describe.skipIf(reason !== undefined)("iptables interception (inside network nam
     expect(await m.ensure()).toBe("repaired");
     await sh(["ip", "netns", "exec", ns, "iptables", "-t", "filter", "-D", "INPUT", "-j", NMI_CHAIN]);
     expect(await m.ensure()).toBe("repaired");
-    expect((await rules(ns, "filter")).length).toBe(5);
+    // the metadata guard: a deleted guard rule, or a missing FORWARD jump
+    await sh(["ip", "netns", "exec", ns, "iptables", "-t", "filter", "-D", NMI_CHAIN, "1"]);
+    expect(await m.check()).toBe(false);
+    expect(await m.ensure()).toBe("repaired");
+    await sh(["ip", "netns", "exec", ns, "iptables", "-t", "filter", "-D", "FORWARD", "-j", NMI_CHAIN]);
+    expect(await m.check()).toBe(false);
+    expect(await m.ensure()).toBe("repaired");
+    expect((await rules(ns, "filter")).length).toBe(7);
   });
 
   it("removes the jumps and both chains, whichever mode installed them", async () => {

@@ -13,7 +13,7 @@ import {
   type PodIdentityMatch,
 } from "@podidentity/api";
 import type { OperationMode } from "../config";
-import type { Pod } from "../kube/kube-types";
+import type { Pod } from "../kube-objects";
 import { NMI_ERROR_CODE, NmiError, redactForPod, redactId } from "../errors";
 import type { IdentityStore } from "./identity-store";
 

@@ -24,9 +24,7 @@ import {
 } from "@podidentity/api";
 import type { Logger } from "pino";
 import type { OperationMode } from "../config";
-import type { KubeClient } from "../kube/kube-client";
-import type { KubeObject } from "../kube/kube-types";
-import { ResourceInformer } from "../kube/resource-informer";
+import { Informer, type KubeClient, type KubeObject } from "@podidentity/kube";
 
 export interface IdentityStoreOptions {
   client: KubeClient;
@@ -53,11 +51,11 @@ export const identityKey = (namespace: string, name: string): string => `${names
  * `nodename=<node>`, v1.8's enableScaleFeatures). Objects are normalised (legacy keys) once per change.
  */
 export class IdentityStore extends EventEmitter<{ change: [IdentityChange] }> {
-  readonly informers: ResourceInformer<KubeObject>[] = [];
-  readonly #identities: ResourceInformer<KubeObject>;
-  readonly #bindings: ResourceInformer<KubeObject>;
-  readonly #exceptions: ResourceInformer<KubeObject>;
-  readonly #assigned: ResourceInformer<KubeObject> | undefined;
+  readonly informers: Informer<KubeObject>[] = [];
+  readonly #identities: Informer<KubeObject>;
+  readonly #bindings: Informer<KubeObject>;
+  readonly #exceptions: Informer<KubeObject>;
+  readonly #assigned: Informer<KubeObject> | undefined;
   readonly #now: () => number;
   #catalog: IdentityCatalog | undefined;
   #exceptionList: AzurePodIdentityException[] | undefined;
@@ -73,14 +71,17 @@ export class IdentityStore extends EventEmitter<{ change: [IdentityChange] }> {
     // Registered first, so the generation has moved before any other listener re-evaluates.
     this.on("change", () => this.#generation++);
     this.#now = options.now;
-    const make = (names: ResourceKindNames, labelSelector?: string): ResourceInformer<KubeObject> => {
-      const informer = new ResourceInformer<KubeObject>({
-        name: names.plural,
-        client: options.client,
+    const make = (names: ResourceKindNames, labelSelector?: string): Informer<KubeObject> => {
+      const informer = new Informer<KubeObject>(options.client, {
         path: `/apis/${API_GROUP}/${API_VERSION}/${names.plural}`,
         ...(labelSelector !== undefined && { labelSelector }),
-        logger: options.logger,
-        onError: (e) => options.onInformerError?.(names.plural, e),
+        onError: (error, retryInMs) => {
+          options.onInformerError?.(names.plural, error);
+          options.logger.warn(
+            { informer: names.plural, status: (error as { status?: number }).status, err: (error as Error).message, retryInMs },
+            retryInMs === undefined ? "an informer handler failed" : "informer list/watch failed; retrying with backoff",
+          );
+        },
       });
       this.informers.push(informer);
       return informer;
@@ -97,9 +98,7 @@ export class IdentityStore extends EventEmitter<{ change: [IdentityChange] }> {
       this.#catalog = undefined;
       this.emit("change", { kind: "identity", identityKeys: [keyOf(o)] });
     };
-    this.#identities.on("add", onIdentity);
-    this.#identities.on("update", onIdentity);
-    this.#identities.on("delete", onIdentity);
+    this.#identities.addHandlers({ add: onIdentity, update: onIdentity, delete: onIdentity });
     const lastBindingTarget = new Map<string, string>();
     const onBinding = (o: KubeObject, deleted = false): void => {
       this.#catalog = undefined;
@@ -113,14 +112,12 @@ export class IdentityStore extends EventEmitter<{ change: [IdentityChange] }> {
       else lastBindingTarget.set(bindingKey, identityKey(namespaceOf(o), binding.spec.azureIdentity));
       this.emit("change", { kind: "binding", identityKeys: [...keys] });
     };
-    this.#bindings.on("add", (o) => onBinding(o));
-    this.#bindings.on("update", (o) => onBinding(o));
-    this.#bindings.on("delete", (o) => onBinding(o, true));
+    this.#bindings.addHandlers({ add: (o) => onBinding(o), update: (o) => onBinding(o), delete: (o) => onBinding(o, true) });
     const onException = (): void => {
       this.#exceptionList = undefined;
       this.emit("change", { kind: "exception", identityKeys: [] });
     };
-    this.#exceptions.on("change", onException);
+    this.#exceptions.addHandlers({ add: onException, update: onException, delete: onException });
     if (this.#assigned !== undefined) {
       const onAssigned = (o: KubeObject, deleted = false): void => {
         this.#assignedList = undefined;
@@ -131,18 +128,18 @@ export class IdentityStore extends EventEmitter<{ change: [IdentityChange] }> {
         else if (!this.#assignedAtMs.has(uid)) this.#assignedAtMs.set(uid, this.#now());
         this.emit("change", { kind: "assigned", identityKeys: [] });
       };
-      this.#assigned.on("add", (o) => onAssigned(o));
-      this.#assigned.on("update", (o) => onAssigned(o));
-      this.#assigned.on("delete", (o) => onAssigned(o, true));
+      this.#assigned.addHandlers({ add: (o) => onAssigned(o), update: (o) => onAssigned(o), delete: (o) => onAssigned(o, true) });
     }
   }
 
   get synced(): boolean {
-    return this.informers.every((i) => i.synced);
+    return this.informers.every((i) => i.hasSynced);
   }
 
+  /** Resolves once every informer has listed (they keep watching after that). */
   async start(): Promise<void> {
-    await Promise.all(this.informers.map((i) => i.start()));
+    for (const i of this.informers) i.start();
+    await Promise.all(this.informers.map((i) => i.synced));
   }
 
   async stop(): Promise<void> {

@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
-import type { KubeClient } from "../kube/kube-client";
-import type { NodeObject } from "../kube/kube-types";
+import type { KubeClient } from "@podidentity/kube";
+import type { NodeObject } from "../kube-objects";
 import { InterceptionError, isLoopbackIPv4 } from "./iptables-manager";
 
 /** Where the DNAT target came from, for the log line that reports it. */

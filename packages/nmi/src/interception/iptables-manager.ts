@@ -4,6 +4,12 @@ import type { CommandRunner } from "./command-runner";
 
 export const NMI_CHAIN = "aad-metadata";
 
+/** The comment on the filter rule that refuses pod metadata traffic no DNAT sent to NMI (the fail-closed guard). */
+export const METADATA_GUARD_COMMENT = "podidentity: metadata traffic not redirected to NMI is refused";
+
+/** Where the filter chain is jumped to from: INPUT guards NMI's port, FORWARD holds the metadata guard's traffic. */
+const FILTER_JUMPS = ["INPUT", "FORWARD"] as const;
+
 export type IptablesBackend = "iptables" | "iptables-nft" | "iptables-legacy";
 
 export interface IptablesManagerOptions {
@@ -41,7 +47,11 @@ export const isLoopbackIPv4 = (ip: string): boolean => ip.startsWith("127.");
  *
  * - nat, jumped to from PREROUTING position 1: `! -s 127.0.0.1/32 -d <metadata-ip>/32 -p tcp --dport <port>
  *   -j DNAT --to-destination <target>:<nmi-port>`, then `-j RETURN` (v1.8's chain).
- * - filter, jumped to from INPUT position 1. With the node's own address as target (the default), NMI listens
+ * - filter, jumped to from INPUT and FORWARD position 1. Its first rule refuses (TCP reset) any connection to
+ *   `<metadata-ip>:<port>` that reaches it: DNATed traffic arrives with the node's address as destination, so this
+ *   matches only pod metadata traffic whose DNAT is missing (aad-pod-identity v1.8's NMI deleted the shared nat
+ *   chain as it stopped, an operator flushed nat, NMI waits for its port): refused, never answered by the node's
+ *   IMDS. Host-network callers (NMI itself) go through OUTPUT and are not affected. With the node's own address as target (the default), NMI listens
  *   on every IPv4 address, and this chain guards its port: a connection is let through (RETURN) only when
  *   conntrack says it was DNATed from the metadata address, or when it comes from 127.0.0.1 on `lo`; any other
  *   connection to the port is rejected with a TCP reset. A reset rather than DROP: the port then looks exactly
@@ -59,6 +69,7 @@ export class IptablesManager {
   #backend: IptablesBackend | undefined;
   #installed = false;
   #targetIp: string | undefined;
+  #redirect = true;
 
   constructor(options: IptablesManagerOptions) {
     this.#o = options;
@@ -66,6 +77,20 @@ export class IptablesManager {
 
   get installed(): boolean {
     return this.#installed;
+  }
+
+  /**
+   * Whether the nat redirect is managed (default true). While false (NMI waits for its port, port-handover.ts),
+   * `check()`/`ensure()` manage only the filter chain and leave the nat chain to whoever holds it.
+   */
+  get redirect(): boolean {
+    return this.#redirect;
+  }
+
+  set redirect(enabled: boolean) {
+    // Turning the redirect on is an install (logged as such), not a repair of drift.
+    if (enabled && !this.#redirect) this.#installed = false;
+    this.#redirect = enabled;
   }
 
   /** The DNAT target's address, found once (the first `ensure()`); throws InterceptionError when it cannot be. */
@@ -92,18 +117,24 @@ export class IptablesManager {
     ];
   }
 
-  /** The filter rules, as `iptables -S` prints them: the port guard, or kube-proxy's localnet rule for a loopback target. */
+  /**
+   * The filter rules, as `iptables -S` prints them: the metadata guard, then the port guard, or kube-proxy's
+   * localnet rule for a loopback target.
+   */
   async expectedFilterRules(): Promise<string[]> {
     const { metadataIp, metadataPort, targetPort } = this.#o;
+    const guard = `-A ${NMI_CHAIN} -d ${metadataIp}/32 -p tcp -m tcp --dport ${metadataPort} -m comment --comment "${METADATA_GUARD_COMMENT}" -j REJECT --reject-with tcp-reset`;
     if (isLoopbackIPv4(await this.targetIp())) {
       return [
         `-N ${NMI_CHAIN}`,
+        guard,
         `-A ${NMI_CHAIN} ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "podidentity: block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
       ];
     }
     const port = `-p tcp -m tcp --dport ${targetPort}`;
     return [
       `-N ${NMI_CHAIN}`,
+      guard,
       `-A ${NMI_CHAIN} ${port} -m conntrack --ctstate DNAT --ctorigdst ${metadataIp} --ctorigdstport ${metadataPort} -j RETURN`,
       `-A ${NMI_CHAIN} -s 127.0.0.1/32 -i lo ${port} -j RETURN`,
       `-A ${NMI_CHAIN} ${port} -m comment --comment "podidentity: NMI answers only intercepted metadata traffic and 127.0.0.1" -j REJECT --reject-with tcp-reset`,
@@ -150,11 +181,13 @@ export class IptablesManager {
     return (await this.#ipt(["-t", table, "-C", from, "-j", NMI_CHAIN])).code === 0;
   }
 
-  /** Whether everything is installed exactly as expected. */
+  /** Whether everything is installed exactly as expected (the nat chain only while `redirect` is on). */
   async check(): Promise<boolean> {
     const same = (a: string[] | undefined, b: string[]): boolean => a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
-    if (!same(await this.#chainRules("nat"), await this.expectedNatRules()) || !(await this.#hasJump("nat", "PREROUTING"))) return false;
-    return same(await this.#chainRules("filter"), await this.expectedFilterRules()) && (await this.#hasJump("filter", "INPUT"));
+    if (this.#redirect && (!same(await this.#chainRules("nat"), await this.expectedNatRules()) || !(await this.#hasJump("nat", "PREROUTING")))) return false;
+    if (!same(await this.#chainRules("filter"), await this.expectedFilterRules())) return false;
+    for (const from of FILTER_JUMPS) if (!(await this.#hasJump("filter", from))) return false;
+    return true;
   }
 
   /** Installs or repairs; returns what it did. Throws InterceptionError when iptables refuses. */
@@ -176,7 +209,8 @@ export class IptablesManager {
       this.#o.logger.warn({ chain: NMI_CHAIN }, "iptables rules had drifted; re-created");
       return "repaired";
     }
-    this.#o.logger.info({ chain: NMI_CHAIN, target: `${await this.targetIp()}:${this.#o.targetPort}` }, "iptables interception installed");
+    if (this.#redirect) this.#o.logger.info({ chain: NMI_CHAIN, target: `${await this.targetIp()}:${this.#o.targetPort}` }, "iptables interception installed");
+    else this.#o.logger.info({ chain: NMI_CHAIN }, "iptables guards installed; the nat redirect waits until NMI listens");
     return "installed";
   }
 
@@ -196,31 +230,35 @@ export class IptablesManager {
         }
       }
     }
-    // The guard first: the DNAT sends pods to NMI's port only once that port is guarded.
-    await this.#rebuild("filter", "INPUT", await this.expectedFilterRules());
-    await this.#rebuild("nat", "PREROUTING", await this.expectedNatRules());
+    // The guards first: the DNAT sends pods to NMI's port only once that port is guarded.
+    await this.#rebuild("filter", FILTER_JUMPS, await this.expectedFilterRules());
+    if (this.#redirect) await this.#rebuild("nat", ["PREROUTING"], await this.expectedNatRules());
   }
 
-  /** Flush and re-create the chain (v1.8: any drift → flush and re-create), then make sure of the jump. */
-  async #rebuild(table: string, from: string, rules: string[]): Promise<void> {
+  /** Flush and re-create the chain (v1.8: any drift → flush and re-create), then make sure of the jumps. */
+  async #rebuild(table: string, from: readonly string[], rules: string[]): Promise<void> {
     if ((await this.#chainRules(table)) === undefined) await this.#must(["-t", table, "-N", NMI_CHAIN]);
     else await this.#must(["-t", table, "-F", NMI_CHAIN]);
     for (const rule of rules.slice(1)) await this.#must(["-t", table, ...splitRule(rule)]);
-    if (!(await this.#hasJump(table, from))) await this.#must(["-t", table, "-I", from, "1", "-j", NMI_CHAIN]);
+    for (const chain of from) if (!(await this.#hasJump(table, chain))) await this.#must(["-t", table, "-I", chain, "1", "-j", NMI_CHAIN]);
   }
 
   /**
-   * Removes jumps and chains of both tables, whichever mode installed them (so a cleanup needs no target address).
+   * Removes jumps and chains of both tables, whichever mode installed them (so a cleanup needs no target address);
+   * with `redirect` off only the filter table's (the nat chain then belongs to whoever holds NMI's port).
    * Safe to call when nothing is installed.
    */
   async remove(): Promise<void> {
     const tables: Array<[string, string]> = [
-      ["nat", "PREROUTING"],
+      ...(this.#redirect ? [["nat", "PREROUTING"] as [string, string]] : []),
       ["filter", "INPUT"],
+      ["filter", "FORWARD"],
     ];
     for (const [table, from] of tables) {
       // A jump may have been added twice by someone else; remove all of them.
       for (let i = 0; i < 10 && (await this.#hasJump(table, from)); i++) await this.#must(["-t", table, "-D", from, "-j", NMI_CHAIN]);
+    }
+    for (const table of this.#redirect ? ["nat", "filter"] : ["filter"]) {
       if ((await this.#chainRules(table)) !== undefined) {
         await this.#must(["-t", table, "-F", NMI_CHAIN]);
         await this.#must(["-t", table, "-X", NMI_CHAIN]);

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
-import { KubeApiError, type KubeClient } from "../kube/kube-client";
-import type { NodeObject } from "../kube/kube-types";
+import { KubeApiError, type KubeClient } from "@podidentity/kube";
+import type { NodeObject } from "../kube-objects";
 
 /** The startup taint a node pool can be created with; NMI removes it once interception is live. */
 export const NMI_NOT_READY_TAINT = { key: "podidentity.io/nmi-not-ready", effect: "NoSchedule" } as const;
@@ -19,7 +19,7 @@ export async function removeStartupTaint(client: KubeClient, nodeName: string, l
     if (kept.length === taints.length) return false;
     node.spec = { ...node.spec, taints: kept };
     try {
-      await client.put(path, node);
+      await client.update(path, node);
       logger.info({ node: nodeName, taint: NMI_NOT_READY_TAINT.key }, "startup taint removed: interception is live");
       return true;
     } catch (error) {

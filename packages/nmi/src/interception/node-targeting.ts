@@ -1,4 +1,4 @@
-import type { Taint } from "../kube/kube-types";
+import type { Taint } from "../kube-objects";
 
 /** One `matchExpressions` / `matchFields` entry of a node selector term. */
 export interface NodeSelectorRequirement {

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
-import { KubeApiError, type KubeClient } from "../kube/kube-client";
-import type { KubeObject, NodeObject, Pod } from "../kube/kube-types";
+import { KubeApiError, type KubeClient } from "@podidentity/kube";
+import type { KubeObject } from "@podidentity/kube";
+import type { NodeObject, Pod } from "../kube-objects";
 import { daemonSetTargetsNode, type PodPlacementSpec } from "./node-targeting";
 import { NMI_NOT_READY_TAINT } from "./node-taint";
 

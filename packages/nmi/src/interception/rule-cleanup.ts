@@ -21,7 +21,8 @@ async function available(run: CommandRunner, program: string): Promise<boolean> 
 
 /**
  * Removes every trace of NMI's interception, whatever rule set put it there (any NMI version, either backend):
- * in the nat and filter tables, every rule that jumps to the `aad-metadata` chain, then the chain itself. Rules
+ * in the nat and filter tables, every rule that jumps to the `aad-metadata` chain (PREROUTING, INPUT, FORWARD, or
+ * wherever else one was added), then the chain itself. Rules
  * written with iptables-legacy are invisible to iptables-nft and the other way round, so both are cleaned when
  * installed. Idempotent: nothing to remove is success. Throws InterceptionError when iptables refuses (not root,
  * no NET_ADMIN) or is missing.

@@ -1,8 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import type { KubeClient } from "../kube/kube-client";
-import type { Pod } from "../kube/kube-types";
-import { ResourceInformer } from "../kube/resource-informer";
+import { Informer, type KubeClient } from "@podidentity/kube";
+import type { Pod } from "../kube-objects";
 
 export interface PodCacheOptions {
   client: KubeClient;
@@ -13,6 +12,36 @@ export interface PodCacheOptions {
 
 /** What the cache knows about a source IP. */
 export type PodLookup = { kind: "pod"; pod: Pod } | { kind: "host-network"; pod: Pod } | { kind: "unknown" };
+
+/**
+ * What PodCache keeps of a pod: what lookup, the identity match (labels) and the logs read. A pod object from the API
+ * is 5–20 KB of JSON (managed fields, container specs); this is a few hundred bytes, on every node.
+ */
+export function projectPod(pod: Pod): Pod {
+  const m = pod.metadata ?? {};
+  const statuses = pod.status?.["containerStatuses"];
+  return {
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      creationTimestamp: m.creationTimestamp,
+      ...(m.deletionTimestamp !== undefined && { deletionTimestamp: m.deletionTimestamp }),
+      ...(m.labels !== undefined && { labels: m.labels }),
+    },
+    spec: { nodeName: pod.spec?.nodeName, hostNetwork: pod.spec?.hostNetwork === true },
+    status: {
+      phase: pod.status?.phase,
+      podIP: pod.status?.podIP,
+      podIPs: pod.status?.podIPs?.map((p) => ({ ip: p.ip })),
+      // Only whether each container has terminated (see containersStopped).
+      ...(Array.isArray(statuses) && {
+        containerStatuses: statuses.map((s: { state?: { terminated?: unknown } } | null) => ({ state: s?.state?.terminated !== undefined ? { terminated: {} } : {} })),
+      }),
+    },
+  };
+}
 
 const key = (pod: Pod): string => `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`;
 
@@ -66,32 +95,40 @@ function ipsOf(pod: Pod): string[] {
  * turned every API hiccup into 500s.
  */
 export class PodCache {
-  readonly informer: ResourceInformer<Pod>;
+  readonly informer: Informer<Pod>;
   readonly #byIp = new Map<string, Map<string, Pod>>();
   readonly #ipsOf = new Map<string, string[]>();
   readonly #changed = new EventEmitter();
 
   constructor(options: PodCacheOptions) {
-    this.informer = new ResourceInformer<Pod>({
-      name: "pods",
-      client: options.client,
+    this.informer = new Informer<Pod>(options.client, {
       path: "/api/v1/pods",
       fieldSelector: `spec.nodeName=${options.nodeName}`,
-      logger: options.logger,
-      onError: (e) => options.onInformerError?.("pods", e),
+      project: projectPod,
+      onError: (error, retryInMs) => {
+        options.onInformerError?.("pods", error);
+        options.logger.warn(
+          { informer: "pods", status: (error as { status?: number }).status, err: (error as Error).message, retryInMs },
+          retryInMs === undefined ? "an informer handler failed" : "informer list/watch failed; retrying with backoff",
+        );
+      },
     });
     this.#changed.setMaxListeners(0);
-    this.informer.on("add", (pod) => this.#index(pod));
-    this.informer.on("update", (pod) => this.#index(pod));
-    this.informer.on("delete", (pod) => this.#unindex(key(pod)));
+    this.informer.addHandlers({
+      add: (pod) => this.#index(pod),
+      update: (pod) => this.#index(pod),
+      delete: (pod) => this.#unindex(key(pod)),
+    });
   }
 
   get synced(): boolean {
-    return this.informer.synced;
+    return this.informer.hasSynced;
   }
 
+  /** Resolves after the first complete list (the informer keeps watching after that). */
   start(): Promise<void> {
-    return this.informer.start();
+    this.informer.start();
+    return this.informer.synced;
   }
 
   stop(): Promise<void> {

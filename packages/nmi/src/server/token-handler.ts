@@ -4,7 +4,7 @@ import { IDENTITY_TYPE, namespaceOf, nameOf, type IdentitySelector } from "@podi
 import type { Logger } from "pino";
 import type { NmiConfig } from "../config";
 import { NMI_ERROR_CODE, NmiError, UpstreamRefusalError, redactId } from "../errors";
-import type { Pod } from "../kube/kube-types";
+import type { Pod } from "../kube-objects";
 import type { IdentityResolver, ResolvedIdentity, Resolution } from "../identity/identity-resolver";
 import type { PodCache, PodLookup } from "../pods/pod-cache";
 import { IdentityNotFoundTracker } from "../token/identity-not-found-tracker";
@@ -174,7 +174,7 @@ export class TokenHandler {
     }
     const resource = requireResource(target.params);
     const signal = gone.signal;
-    const pod = this.#o.pods.informer.get(podName, podNamespace);
+    const pod = this.#o.pods.informer.get(`${podNamespace}/${podName}`);
     if (pod === undefined) {
       throw new NmiError(503, NMI_ERROR_CODE.PodUnknown, `pod ${podNamespace}/${podName} is not (yet) known on node ${this.#o.config.nodeName}`, {
         retryAfterSeconds: this.#o.config.retryAfterSeconds,
