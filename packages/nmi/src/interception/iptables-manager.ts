@@ -183,8 +183,14 @@ export class IptablesManager {
 
   /** Whether everything is installed exactly as expected (the nat chain only while `redirect` is on). */
   async check(): Promise<boolean> {
-    const same = (a: string[] | undefined, b: string[]): boolean => a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
-    if (this.#redirect && (!same(await this.#chainRules("nat"), await this.expectedNatRules()) || !(await this.#hasJump("nat", "PREROUTING")))) return false;
+    return (!this.#redirect || (await this.#natInPlace())) && (await this.#filterInPlace());
+  }
+
+  async #natInPlace(): Promise<boolean> {
+    return same(await this.#chainRules("nat"), await this.expectedNatRules()) && (await this.#hasJump("nat", "PREROUTING"));
+  }
+
+  async #filterInPlace(): Promise<boolean> {
     if (!same(await this.#chainRules("filter"), await this.expectedFilterRules())) return false;
     for (const from of FILTER_JUMPS) if (!(await this.#hasJump("filter", from))) return false;
     return true;
@@ -230,9 +236,11 @@ export class IptablesManager {
         }
       }
     }
-    // The guards first: the DNAT sends pods to NMI's port only once that port is guarded.
-    await this.#rebuild("filter", FILTER_JUMPS, await this.expectedFilterRules());
-    if (this.#redirect) await this.#rebuild("nat", ["PREROUTING"], await this.expectedNatRules());
+    // The guards first: the DNAT sends pods to NMI's port only once that port is guarded. A table in place is left
+    // alone: rebuilding flushes its chain, and a flushed filter chain lets pods' metadata traffic through to IMDS
+    // for as long as the refill takes (while the redirect is being installed, nothing else stops it).
+    if (!(await this.#filterInPlace())) await this.#rebuild("filter", FILTER_JUMPS, await this.expectedFilterRules());
+    if (this.#redirect && !(await this.#natInPlace())) await this.#rebuild("nat", ["PREROUTING"], await this.expectedNatRules());
   }
 
   /** Flush and re-create the chain (v1.8: any drift → flush and re-create), then make sure of the jumps. */
@@ -279,6 +287,8 @@ export class IptablesManager {
     return m ? Number(m[1]) : 0;
   }
 }
+
+const same = (a: string[] | undefined, b: string[]): boolean => a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
 
 /** Splits one `iptables -S` line into arguments, keeping quoted comments whole. */
 export function splitRule(rule: string): string[] {
