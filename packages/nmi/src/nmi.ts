@@ -283,7 +283,7 @@ export class Nmi {
 
   /**
    * Brings NMI up: network plugin guard, probe listeners (they answer while the rest starts), the iptables guards
-   * (fatal when they fail), the IMDS listener (waiting while another process holds the port), informers synced,
+   * (fatal when they fail), informers synced, the IMDS listener (waiting while another process holds the port),
    * the nat redirect (fatal when it fails) and stale conntrack entries deleted, the node's startup taint removed.
    */
   async start(): Promise<void> {
@@ -294,9 +294,11 @@ export class Nmi {
     if (config.httpProbePort !== null) await this.#probes.listen(config.httpProbePort, "0.0.0.0");
     if (config.prometheusPort !== null) await this.#metricsServer.listen(config.prometheusPort, "0.0.0.0");
     // The guards before the listener: NMI may listen on every address only once its port is guarded, and pods'
-    // metadata traffic that no DNAT sends anywhere is refused, never answered by IMDS. The nat redirect only once
-    // NMI listens and its informers have synced: until then the port may be another NMI's (aad-pod-identity v1.8's,
-    // port-handover.ts), whose redirect is left alone, and pods' requests are refused (fail closed).
+    // metadata traffic that no DNAT sends anywhere is refused, never answered by IMDS. The informers sync before NMI
+    // listens: a redirect left by the NMI this one replaces (a restart keeps interception) already sends pods here,
+    // and an NMI that knew the pods but not yet the bindings would answer them a wrong 403; until it listens, their
+    // connections are refused, which the SDK retries. The nat redirect only once NMI listens: until then the port
+    // may be another NMI's (aad-pod-identity v1.8's, port-handover.ts), whose redirect is left alone.
     const interception = this.interception;
     if (interception !== null) {
       for (const hint of await detectIptablesBypass()) {
@@ -306,6 +308,15 @@ export class Nmi {
       await interception.ensure();
       this.#verifyTimer = setInterval(() => void this.verifyInterception(), config.iptablesUpdateIntervalMs);
       this.#verifyTimer.unref();
+    }
+    try {
+      await Promise.all([this.pods.start(), this.identities.start()]);
+    } catch (error) {
+      if (!this.#stopped) throw error;
+    }
+    if (this.#stopped) {
+      this.logger.info("stopped before the informers synced");
+      return;
     }
     const { listening, busyAttempts } = await listenWhenFree(() => this.#server.listen(), {
       signal: this.#stopWaiting.signal,
@@ -324,7 +335,6 @@ export class Nmi {
     }
     this.#listening = true;
     if (busyAttempts > 0) this.logger.info({ port: config.port, busyAttempts }, "the port is free: listening, and taking over the metadata redirect");
-    await Promise.all([this.pods.start(), this.identities.start()]);
     // The redirect last: until NMI can tell pods apart, their metadata traffic is refused by the guard (a TCP reset
     // the SDK retries), never answered with a wrong 403 or by IMDS.
     if (interception !== null) {

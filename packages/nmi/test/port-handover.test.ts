@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:net";
+import { connect as connectTcp, createServer, type Server } from "node:net";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { request } from "undici";
@@ -149,6 +149,39 @@ describe("NMI waits for a port another process holds", { timeout: 30_000 }, () =
     expect((await text(`${nmi.metricsUrl}/metrics`)).text).toContain("podidentity_nmi_listener_waiting_for_port 0");
     expect(lines.filter((l) => String(l["msg"]).startsWith("another process holds port"))).toHaveLength(1);
     expect(lines.find((l) => l["msg"] === "the port is free: listening, and taking over the metadata redirect")).toMatchObject({ port: held.port });
+  });
+
+  it("listens only once its informers have synced: a pod's connection is refused meanwhile, never answered a wrong 403", async () => {
+    // A restarted NMI finds the redirect its predecessor kept: pods' requests reach its port at once. Here the
+    // bindings cannot be listed yet (the API server fails them) while the pods can: an NMI listening now would know
+    // the pod but no binding, and refuse it for good (403 podidentity_no_binding) instead of a retryable refusal.
+    const uai = c.cloud.createUserAssignedIdentity("kv-reader");
+    c.pod("web-1", "127.0.0.21", { namespace: "shop", label: "web" });
+    c.identity("shop", "kv-reader", uai, { selector: "web" });
+    c.assigned({ name: "web-1", namespace: "shop" }, { name: "kv-reader", namespace: "shop" }, "Assigned");
+    c.assignOnVm(uai);
+    c.kube.failNext({ verb: "list", resource: "azureidentitybindings", count: 1_000, code: 500 });
+    const held = await blocker();
+    await release(held.server); // a free port NMI will take
+    const nmi = nmiOn(c, held.port, capturedLogger().logger);
+    c.nmi = nmi;
+    const starting = nmi.start();
+    await eventually(() => (c.kube.countRequests({ verb: "list", resource: "azureidentitybindings" }) >= 2 ? true : undefined), "two failed lists of the bindings");
+    const refused = await new Promise<string>((resolve) => {
+      const socket = connectTcp({ host: "127.0.0.1", port: held.port, localAddress: "127.0.0.21" }, () => {
+        socket.destroy();
+        resolve("connected");
+      });
+      socket.on("error", (error: Error & { code?: string }) => resolve(error.code ?? error.message));
+    });
+    expect(refused).toBe("ECONNREFUSED");
+    expect((await text(`${nmi.probeUrl}/readyz`)).status).toBe(503);
+
+    c.kube.clearFaults();
+    await starting;
+    const answer = await c.token("127.0.0.21");
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.body).toMatchObject({ client_id: uai.clientId, resource: "https://vault.azure.net" });
   });
 
   it("a stop during the wait ends it: start() returns without listening, stop() completes", async () => {
