@@ -105,6 +105,8 @@ export class Nmi {
   /** Whether the IMDS listener is bound (false while another process holds the port: port-handover.ts). */
   #listening = false;
   readonly #stopWaiting = new AbortController();
+  /** The probe or metrics listener still waiting for its port (#listenOps). */
+  readonly #opsWaiting = new Set<"probe" | "metrics">();
   /** The verify pass in flight: stop() waits for it, or it could re-install the rules stop() just removed. */
   #verifying: Promise<void> | undefined;
 
@@ -291,8 +293,8 @@ export class Nmi {
     if (this.#options.checkNetworkPlugin !== false) {
       await checkNetworkPlugin({ kubeletConfigPath: config.kubeletConfigPath, allowKubenet: config.allowNetworkPluginKubenet, logger: this.logger });
     }
-    if (config.httpProbePort !== null) await this.#probes.listen(config.httpProbePort, "0.0.0.0");
-    if (config.prometheusPort !== null) await this.#metricsServer.listen(config.prometheusPort, "0.0.0.0");
+    if (config.httpProbePort !== null) await this.#listenOps(this.#probes, config.httpProbePort, "probe");
+    if (config.prometheusPort !== null) await this.#listenOps(this.#metricsServer, config.prometheusPort, "metrics");
     // The guards before the listener: NMI may listen on every address only once its port is guarded, and pods'
     // metadata traffic that no DNAT sends anywhere is refused, never answered by IMDS. The informers sync before NMI
     // listens: a redirect left by the NMI this one replaces (a restart keeps interception) already sends pods here,
@@ -368,12 +370,44 @@ export class Nmi {
     this.logger.info(
       {
         url: this.url,
-        ...(config.httpProbePort !== null && { probeUrl: this.probeUrl }),
-        ...(config.prometheusPort !== null && { metricsUrl: this.metricsUrl }),
+        ...(config.httpProbePort !== null && !this.#opsWaiting.has("probe") && { probeUrl: this.probeUrl }),
+        ...(config.prometheusPort !== null && !this.#opsWaiting.has("metrics") && { metricsUrl: this.metricsUrl }),
         mode: config.operationMode,
         forceNamespaced: config.forceNamespaced,
       },
       "NMI ready",
+    );
+  }
+
+  /**
+   * The probe or metrics listener. aad-pod-identity v1.8's NMI holds the same default ports (8085, 9090) on the
+   * node until it stops: NMI then logs once and carries on while it retries in the background (port-handover.ts);
+   * exiting would crash-loop, and leave the node without NMI's guard once v1.8's NMI removes its redirect. Until
+   * NMI has the port, whatever connects to it (the kubelet's probes, Prometheus) reaches the holder. Any other
+   * listen error is fatal, as before.
+   */
+  async #listenOps(server: OpsServer, port: number, listener: "probe" | "metrics"): Promise<void> {
+    let held!: () => void;
+    const waitingStarted = new Promise<void>((resolve) => (held = resolve));
+    const waiting = listenWhenFree(() => server.listen(port, "0.0.0.0"), {
+      signal: this.#stopWaiting.signal,
+      onWaiting: () => {
+        this.#opsWaiting.add(listener);
+        this.logger.warn(
+          { port, listener },
+          `another process holds NMI's ${listener} port ${port}, e.g. aad-pod-identity v1.8's NMI; carrying on, and listening there once it is free (until then, what connects to the port reaches that process)`,
+        );
+        held();
+      },
+    });
+    await Promise.race([waiting, waitingStarted]);
+    void waiting.then(
+      async ({ listening, busyAttempts }) => {
+        this.#opsWaiting.delete(listener);
+        if (listening && this.#stopped) return server.close(); // free at the moment stop() had closed the others
+        if (listening && busyAttempts > 0) this.logger.info({ port, listener, busyAttempts }, `NMI's ${listener} port is free: listening`);
+      },
+      (error: unknown) => this.logger.error({ port, listener, err: (error as Error).message }, `NMI's ${listener} listener failed while waiting for its port`),
     );
   }
 

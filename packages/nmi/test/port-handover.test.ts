@@ -3,7 +3,9 @@ import { Writable } from "node:stream";
 import pino from "pino";
 import { request } from "undici";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { IptablesManager, NMI_CHAIN, Nmi, execRunner } from "../src/index";
+import { execRunner } from "../src/interception/command-runner";
+import { IptablesManager, NMI_CHAIN } from "../src/interception/iptables-manager";
+import { Nmi } from "../src/nmi";
 import { listenWhenFree } from "../src/interception/port-handover";
 import { Cluster, NODE, eventually } from "./helpers/cluster";
 import { NetnsSet, deleteStaleNamespaces, netnsUnavailableReason, sh } from "./helpers/netns";
@@ -45,14 +47,13 @@ async function ops(nmi: Nmi, which: "probe" | "metrics", path: string): Promise<
   }
 }
 
-function nmiOn(c: Cluster, port: number, logger: pino.Logger, interception: IptablesManager | null = null): Nmi {
+function nmiOn(c: Cluster, port: number, logger: pino.Logger, interception: IptablesManager | null = null, opsPorts = { httpProbePort: 0, prometheusPort: 0 }): Nmi {
   return new Nmi({
     kube: c.kubeClient,
     nodeName: NODE,
     port,
     listenAddress: "127.0.0.1",
-    httpProbePort: 0,
-    prometheusPort: 0,
+    ...opsPorts,
     upstreamImds: c.imds.url,
     interception,
     checkNetworkPlugin: false,
@@ -182,6 +183,47 @@ describe("NMI waits for a port another process holds", { timeout: 30_000 }, () =
     const answer = await c.token("127.0.0.21");
     expect(answer.status, answer.text).toBe(200);
     expect(answer.body).toMatchObject({ client_id: uai.clientId, resource: "https://vault.azure.net" });
+  });
+
+  it("probe and metrics ports held (v1.8's NMI uses the same defaults): NMI starts and serves anyway, warns once per port, and takes each port once it is free", async () => {
+    const [probe, metrics] = [await blocker(), await blocker()];
+    const { logger, lines } = capturedLogger();
+    const uai = c.cloud.createUserAssignedIdentity("kv-reader");
+    c.pod("web-1", "127.0.0.21", { namespace: "shop", label: "web" });
+    c.identity("shop", "kv-reader", uai, { selector: "web" });
+    c.assigned({ name: "web-1", namespace: "shop" }, { name: "kv-reader", namespace: "shop" }, "Assigned");
+    c.assignOnVm(uai);
+    const free = await blocker();
+    await release(free.server); // a free IMDS port
+    const nmi = nmiOn(c, free.port, logger, null, { httpProbePort: probe.port, prometheusPort: metrics.port });
+    c.nmi = nmi;
+    await nmi.start();
+    // Up and serving tokens while both ops ports are someone else's; what connects to them reaches the holder.
+    const answer = await c.token("127.0.0.21");
+    expect(answer.status, answer.text).toBe(200);
+    await expect(text(`http://127.0.0.1:${probe.port}/readyz`)).rejects.toThrow(); // the blocker drops the connection
+    const waits = (): Array<Record<string, unknown>> => lines.filter((l) => /^another process holds NMI's (probe|metrics) port/.test(String(l["msg"])));
+    expect(waits().map((l) => [l["level"], l["listener"], l["port"]])).toEqual([
+      [40, "probe", probe.port],
+      [40, "metrics", metrics.port],
+    ]);
+    expect(lines.find((l) => l["msg"] === "NMI ready")).not.toHaveProperty("probeUrl");
+
+    await release(probe.server);
+    const ready = await eventually(async () => {
+      const r = await text(`http://127.0.0.1:${probe.port}/readyz`).catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    }, "NMI's /readyz on the freed probe port");
+    expect(ready.text).toContain("[+]listener ok");
+    await release(metrics.server);
+    const scraped = await eventually(async () => {
+      const r = await text(`http://127.0.0.1:${metrics.port}/metrics`).catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    }, "NMI's /metrics on the freed metrics port");
+    expect(scraped.text).toContain("podidentity_nmi_listener_waiting_for_port 0");
+    // One warning per port however many retries it took, and one line when each port was taken.
+    expect(waits()).toHaveLength(2);
+    expect(lines.filter((l) => /^NMI's (probe|metrics) port is free: listening$/.test(String(l["msg"]))).map((l) => l["listener"])).toEqual(["probe", "metrics"]);
   });
 
   it("a stop during the wait ends it: start() returns without listening, stop() completes", async () => {
