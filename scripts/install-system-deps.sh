@@ -16,6 +16,8 @@ if [ "${1:-}" = "--demo" ]; then
 else
   scope=test
   needs+=("az:azure-cli")
+  # `make images` (scripts/build-images.sh) and the e2e images scenario, which runs them with crun
+  needs+=("mmdebstrap:mmdebstrap" "umoci:umoci" "crun:crun")
   # kubectl for the Kubernetes API emulator's tests: unpacked, never apt-get installed (see ensure-kubectl.sh).
   bash "$(dirname "$0")/ensure-kubectl.sh"
 fi

@@ -263,13 +263,14 @@ export class E2eCluster {
   /**
    * Starts a MIC replica in node 0's network namespace (as a hostNetwork pod would run), with azure.json and the
    * real Azure host names, which that namespace resolves to the emulators. Replica i is Lease instance
-   * `podidentity-mic-<i>` with probe port 8080 + i and metrics port 8888 + i. Resolves once it leads, or — with
+   * `podidentity-mic-<i>` with probe port 8080 + i (one more from replica 5 on, past NMI's 8085 in the same
+   * namespace) and metrics port 8888 + i. Resolves once it leads, or — with
    * `standby` — once it is ready and not leading.
    */
   async startMic(extraArgs: readonly string[] = [], options: { standby?: boolean } = {}): Promise<ComponentProcess> {
     const node = this.node(0);
     const i = this.mics.length;
-    const probePort = MIC_PROBE_PORT + i;
+    const probePort = MIC_PROBE_PORT + i + (MIC_PROBE_PORT + i >= NMI_PROBE_PORT ? 1 : 0);
     const args = [
       "--kubeconfig", this.paths.micKubeconfig,
       "--cloudconfig", this.paths.azureJson,
