@@ -214,12 +214,21 @@ describe.skipIf(!haveHelm && !ci)("charts/podidentity: a real helm 4", () => {
     }
   };
 
-  it("helm install / upgrade / uninstall against the testbed's API server (client-side apply): every object created, changed, then removed", async () => {
+  type Managed = { metadata: { managedFields?: { manager: string; operation: string }[] }; spec: { replicas: number } };
+  const managers = (o: unknown) => (o as Managed | undefined)?.metadata.managedFields?.map((e) => `${e.manager}/${e.operation}`);
+
+  it("helm install / upgrade / uninstall against the testbed's API server (helm 4's default, server-side apply): every object applied, changed, then removed", async () => {
     const c = await startCluster();
     try {
-      const install = await helm(["install", "podidentity", CHART, "--namespace", "kube-system", "--server-side=false"], c.env);
+      const install = await helm(["install", "podidentity", CHART, "--namespace", "kube-system"], c.env);
       expect(install.code, install.stderr).toBe(0);
       expect(install.stdout).toMatch(/STATUS: deployed/);
+      // Every object went through server-side apply: PATCH application/apply-patch+yaml with helm as the manager.
+      const applies = c.server.requests.filter((r) => r.verb === "patch" && /(^|&)fieldManager=helm(&|$)/.test(r.query));
+      expect(applies.length).toBeGreaterThan(0);
+      expect(c.server.requests.filter((r) => r.verb === "create" && (r.resource === "deployments" || r.resource === "daemonsets")).length).toBe(0);
+      expect(managers(objectsIn(c.server, "deployments.apps", "kube-system", "podidentity-mic"))).toEqual(["helm/Apply"]);
+      expect(managers(objectsIn(c.server, "daemonsets.apps", "kube-system", "podidentity-nmi"))).toEqual(["helm/Apply"]);
       // Helm's release record went through the bridge; every object of the rendering exists in the API server.
       expect(c.bridge.converted()).toBeGreaterThan(0);
       const values = join(dir, "empty.yaml");
@@ -239,6 +248,7 @@ describe.skipIf(!haveHelm && !ci)("charts/podidentity: a real helm 4", () => {
       const role = objectsIn(c.server, "clusterroles.rbac.authorization.k8s.io", undefined, "podidentity-nmi") as { rules: { resources: string[]; verbs: string[] }[] };
       expect(role.rules.find((r) => r.resources.includes("nodes"))?.verbs).toEqual(["get", "list", "watch"]);
       expect((objectsIn(c.server, "deployments.apps", "kube-system", "podidentity-mic") as { spec: { replicas: number } }).spec.replicas).toBe(3);
+      expect(managers(objectsIn(c.server, "deployments.apps", "kube-system", "podidentity-mic"))).toEqual(["helm/Apply"]);
 
       const uninstall = await helm(["uninstall", "podidentity", "--namespace", "kube-system"], c.env);
       expect(uninstall.code, uninstall.stderr).toBe(0);
@@ -248,6 +258,25 @@ describe.skipIf(!haveHelm && !ci)("charts/podidentity: a real helm 4", () => {
       expect(objectsIn(c.server, "customresourcedefinitions.apiextensions.k8s.io", undefined, "azureidentities.aadpodidentity.k8s.io")).toBeDefined();
       const list = await helm(["list", "--all-namespaces", "--short"], c.env);
       expect(list.stdout.trim()).toBe("");
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("--server-side=false (helm 3's way, still offered by helm 4): a three-way merge whose writes are helm's Update entries; an upgrade keeps the release's method", async () => {
+    const c = await startCluster();
+    try {
+      const install = await helm(["install", "podidentity", CHART, "--namespace", "kube-system", "--server-side=false"], c.env);
+      expect(install.code, install.stderr).toBe(0);
+      expect(install.stdout).toMatch(/STATUS: deployed/);
+      const mic = () => objectsIn(c.server, "deployments.apps", "kube-system", "podidentity-mic") as Managed;
+      expect(managers(mic())).toEqual(["helm/Update"]);
+      const upgrade = await helm(["upgrade", "podidentity", CHART, "--namespace", "kube-system", "--set", "mic.replicas=3"], c.env);
+      expect(upgrade.code, upgrade.stderr).toBe(0);
+      expect(upgrade.stdout).toMatch(/REVISION: 2/);
+      expect(mic().spec.replicas).toBe(3);
+      // Still no Apply entry: helm 4's upgrade follows the method the release was installed with.
+      expect(managers(mic())).toEqual(["helm/Update"]);
     } finally {
       await c.close();
     }
@@ -289,7 +318,7 @@ describe.skipIf(!haveHelm && !ci)("charts/podidentity: a real helm 4", () => {
 
       const c = await startCluster();
       try {
-        const install = await helm([...seed, "--server-side=false"], { ...c.env, ...helmEnv, KUBECONFIG: c.env["KUBECONFIG"]! });
+        const install = await helm(seed, { ...c.env, ...helmEnv, KUBECONFIG: c.env["KUBECONFIG"]! });
         expect(install.code, install.stderr).toBe(0);
         expect(install.stdout).toMatch(/NAME: aad-pod-identity[\s\S]*STATUS: deployed/);
         const ds = objectsIn(c.server, "daemonsets.apps", "kube-system", "podidentity-nmi") as { spec: { template: { spec: { containers: { args: string[] }[] } } } };

@@ -47,6 +47,8 @@ describe.skipIf(!kubectl && !ci)("rendered manifests apply cleanly with kubectl 
       expect(lines).toEqual(applyNames(yaml).map((n) => `${n} created`));
 
       const revision = c.server.resourceVersion;
+      const managedFields = (resource: string, name: string) => (c.server.getObject(resource, "kube-system", name) as { metadata: { managedFields?: unknown } } | undefined)?.metadata.managedFields;
+      const ownership = [managedFields("daemonsets.apps", "podidentity-nmi"), managedFields("poddisruptionbudgets.policy", "podidentity-mic")];
       const again = await c.kubectl("apply", "-f", resolve(ROOT, path));
       expect(again.code, again.stderr).toBe(0);
       // kubectl always re-sends a PodDisruptionBudget's selector (its patch strategy is "replace") and so prints
@@ -54,6 +56,9 @@ describe.skipIf(!kubectl && !ci)("rendered manifests apply cleanly with kubectl 
       const pdb = (n: string): boolean => n.startsWith("poddisruptionbudget.");
       expect(again.stdout.trim().split("\n")).toEqual(applyNames(yaml).map((n) => `${n} ${pdb(n) ? "configured" : "unchanged"}`));
       expect(c.server.resourceVersion).toBe(revision);
+      // Nothing rewrote who owns what either (the PodDisruptionBudget's patch included, where there is one).
+      expect([managedFields("daemonsets.apps", "podidentity-nmi"), managedFields("poddisruptionbudgets.policy", "podidentity-mic")]).toEqual(ownership);
+      expect(ownership[0]).toEqual([expect.objectContaining({ manager: "kubectl-client-side-apply", operation: "Update" })]);
 
       const ds = c.server.getObject("daemonsets.apps", "kube-system", "podidentity-nmi") as { spec: { template: { spec: { hostNetwork: boolean } } } };
       expect(ds.spec.template.spec.hostNetwork).toBe(true);

@@ -31,7 +31,7 @@ const CID = "5f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
 const RID = "/subscriptions/0000/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/kv-reader";
 /** The seed guide's install, plus one identity and binding from the chart's `azureIdentities` (in the pods' namespace). */
 const INSTALL = [
-  "install", RELEASE, CHART, "--namespace", "kube-system", "--server-side=false",
+  "install", RELEASE, CHART, "--namespace", "kube-system",
   "--set", "operationMode=managed", "--set", "forceNamespaced=true",
   "--set", "azureIdentities.kv-reader.namespace=shop", "--set", "azureIdentities.kv-reader.type=0",
   "--set", `azureIdentities.kv-reader.resourceID=${RID}`, "--set", `azureIdentities.kv-reader.clientID=${CID}`,
@@ -109,7 +109,7 @@ describe.skipIf((!haveHelm || !kubectl) && !ci)("migrating a Helm-installed v1.8
 
   it("`helm upgrade --reuse-values --set azureIdentities=null` does not drop them: Helm re-renders with the old values as the chart's defaults", async () => {
     const { helm } = await start();
-    const upgrade = await helm("upgrade", RELEASE, CHART, "--namespace", "kube-system", "--reuse-values", "--set", "azureIdentities=null", "--server-side=false");
+    const upgrade = await helm("upgrade", RELEASE, CHART, "--namespace", "kube-system", "--reuse-values", "--set", "azureIdentities=null");
     expect(upgrade.code, upgrade.stderr).toBe(0);
     // The stored user values lose the key, yet the manifest (what uninstall deletes) still holds the objects.
     expect((await helm("get", "values", RELEASE, "--namespace", "kube-system")).stdout).not.toContain("azureIdentities");
@@ -122,7 +122,7 @@ describe.skipIf((!haveHelm || !kubectl) && !ci)("migrating a Helm-installed v1.8
     expect((await helm("get", "manifest", RELEASE, "--namespace", "kube-system")).stdout).toContain("# Source: aad-pod-identity/templates/identities.yaml");
     expect(c.getObject("daemonsets.apps", "kube-system", `${RELEASE}-nmi`)).toBeDefined();
     await ok("annotate", "azureidentity,azureidentitybinding", "--namespace", "shop", "-l", `app.kubernetes.io/instance=${RELEASE}`, "helm.sh/resource-policy=keep");
-    const upgrade = await helm("upgrade", RELEASE, CHART, "--namespace", "kube-system", "--reset-then-reuse-values", "--set", "azureIdentities=null", "--server-side=false");
+    const upgrade = await helm("upgrade", RELEASE, CHART, "--namespace", "kube-system", "--reset-then-reuse-values", "--set", "azureIdentities=null");
     expect(upgrade.code, upgrade.stderr).toBe(0);
     const manifest = await helm("get", "manifest", RELEASE, "--namespace", "kube-system");
     expect(manifest.code, manifest.stderr).toBe(0);

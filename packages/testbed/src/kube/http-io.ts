@@ -3,6 +3,7 @@
  * malformed JSON (400), the `dryRun` and `fieldValidation` query parameters, and `Warning` headers.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { parse as parseYaml } from "yaml";
 import type { FieldValidation } from "./object-rules";
 import type { WriteOptions } from "./resource-operations";
 import { badRequest, internalError, KubeStatusError, requestTooLarge, unsupportedMediaType } from "./status-errors";
@@ -46,6 +47,21 @@ export async function readJsonBody(req: IncomingMessage, limitBytes: number, req
   } catch (err) {
     // Malformed JSON is the client's error: 400, as the real server's decoder reports it.
     throw badRequest(`couldn't get version/kind; json parse error: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * A server-side apply body (application/apply-patch+yaml): YAML, or JSON (which is YAML). Read as YAML 1.1, as
+ * kube-apiserver's decoder reads it (`on`/`yes`/`y` are booleans); aliases are bounded by the parser's own limit.
+ */
+export async function readYamlBody(req: IncomingMessage, limitBytes: number): Promise<unknown> {
+  const text = (await readRawBody(req, limitBytes)).toString("utf8");
+  if (text.trim() === "") throw badRequest("the body of the request was empty");
+  try {
+    return parseYaml(text, { version: "1.1", uniqueKeys: true }) as unknown;
+  } catch (err) {
+    // Malformed YAML is the client's error: 400, as the real server's decoder reports it.
+    throw badRequest(`error decoding YAML: ${(err as Error).message.split("\n")[0] ?? ""}`);
   }
 }
 

@@ -18,7 +18,7 @@ import { apiGroupDoc, apiGroupList, apiResourceList, apiVersions, DEFAULT_KUBERN
 import type { FailureFault, LatencyFault, RequestFilter, RequestRecord } from "./faults";
 import { FaultInjector, matchesFilter } from "./faults";
 import { writeKubeconfigFile } from "./kubeconfig";
-import { emptyOpenApiV2, groupVersionDocument, openApiIndex } from "./openapi";
+import { emptyOpenApiV2, groupVersionDocument, openApiIndex, sendOpenApiDocument } from "./openapi";
 import { ResourceOperations } from "./resource-operations";
 import type { WriteOptions } from "./resource-operations";
 import type { KubeObject, ResourceDef } from "./resources";
@@ -395,6 +395,14 @@ export class KubeApiServer {
       res.end(method === "HEAD" ? undefined : doc.body);
       return;
     }
+    const openApiV3 = /^\/openapi\/v3\/(?:api\/([^/]+)|apis\/([^/]+)\/([^/]+))$/.exec(path);
+    if (openApiV3) {
+      if (method !== "GET" && method !== "HEAD") throw methodNotAllowed();
+      const doc = groupVersionDocument(this.#registry, openApiV3[2] ?? "", openApiV3[1] ?? openApiV3[3] ?? "");
+      if (!doc) throw pathNotFound();
+      sendOpenApiDocument(req, res, url, path, doc);
+      return;
+    }
     const nonResource = this.#nonResource(path);
     if (nonResource !== undefined) {
       if (method !== "GET" && method !== "HEAD") throw methodNotAllowed();
@@ -456,12 +464,7 @@ export class KubeApiServer {
     if (path === "/api") return apiVersions(`${this.#opts.host}:${this.#port}`);
     if (path === "/apis") return apiGroupList(this.#registry);
     if (path === "/openapi/v3") return openApiIndex(this.#registry);
-    if (path.startsWith("/openapi/")) {
-      const m = /^\/openapi\/v3\/(?:api\/([^/]+)|apis\/([^/]+)\/([^/]+))$/.exec(path);
-      const doc = m ? groupVersionDocument(this.#registry, m[2] ?? "", m[1] ?? m[3] ?? "") : undefined;
-      if (!doc) throw pathNotFound();
-      return doc;
-    }
+    if (path.startsWith("/openapi/")) throw pathNotFound();
     const group = /^\/apis\/([^/]+)$/.exec(path);
     if (group) {
       const doc = apiGroupDoc(this.#registry, group[1] as string);

@@ -33,7 +33,7 @@ export function applyMergePatch(target: unknown, patch: unknown): unknown {
 }
 
 /** Patch merge keys of list fields in the built-in types (from their `patchMergeKey` struct tags). */
-function mergeKeyFor(field: string, path: string[]): string | undefined {
+export function mergeKeyFor(field: string, path: string[]): string | undefined {
   switch (field) {
     case "containers":
     case "initContainers":
@@ -69,7 +69,23 @@ function mergeKeyFor(field: string, path: string[]): string | undefined {
 }
 
 /** Lists of primitives merged as sets (patchStrategy "merge" without a key). */
-const PRIMITIVE_MERGE_LISTS = new Set(["finalizers"]);
+export const PRIMITIVE_MERGE_LISTS = new Set(["finalizers"]);
+
+/**
+ * Patch strategies of struct fields in the built-in types, by the Go type holding the field (its `patchStrategy`
+ * struct tag): a "replace" field is replaced whole by a strategic merge patch (kubectl's client-side apply then
+ * always sends it, as against a real server); "retainKeys" fields get `$retainKeys` from clients.
+ */
+export const FIELD_PATCH_STRATEGIES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  PodDisruptionBudgetSpec: { selector: "replace" },
+  DeploymentSpec: { strategy: "retainKeys" },
+  PodSpec: { volumes: "merge,retainKeys" },
+};
+
+/** The Go type of the map at `path` in an object of `kind`, as far as FIELD_PATCH_STRATEGIES needs it. */
+function typeAt(kind: string | undefined, path: string[]): string | undefined {
+  return kind !== undefined && path.length === 1 && path[0] === "spec" ? `${kind}Spec` : undefined;
+}
 
 const SET_ORDER = "$setElementOrder/";
 const DELETE_PRIMITIVE = "$deleteFromPrimitiveList/";
@@ -85,7 +101,7 @@ function stripDirectives(value: unknown): unknown {
   return out;
 }
 
-function smpMap(original: Json, patch: Json, path: string[]): Json | undefined {
+function smpMap(original: Json, patch: Json, path: string[], kind?: string): Json | undefined {
   const directive = patch["$patch"];
   if (directive === "replace") return stripDirectives(patch) as Json;
   if (directive === "delete") return undefined;
@@ -111,8 +127,11 @@ function smpMap(original: Json, patch: Json, path: string[]): Json | undefined {
       continue;
     }
     const existing = out[key];
-    if (isObject(value) && isObject(existing)) {
-      const merged = smpMap(existing, value, [...path, key]);
+    const type = typeAt(kind, path);
+    if (isObject(value) && isObject(existing) && type !== undefined && FIELD_PATCH_STRATEGIES[type]?.[key] === "replace") {
+      out[key] = stripDirectives(value);
+    } else if (isObject(value) && isObject(existing)) {
+      const merged = smpMap(existing, value, [...path, key], kind);
       if (merged === undefined) delete out[key];
       else out[key] = merged;
     } else if (Array.isArray(value) && Array.isArray(existing)) {
@@ -171,7 +190,7 @@ function reorder(list: unknown[], order: unknown[], key: string | undefined): un
 
 export function applyStrategicMergePatch(original: Json, patch: unknown): Json {
   if (!isObject(patch)) throw badRequest("strategic merge patch must be a JSON object");
-  return smpMap(original, patch, []) ?? {};
+  return smpMap(original, patch, [], typeof original["kind"] === "string" ? original["kind"] : undefined) ?? {};
 }
 
 /**

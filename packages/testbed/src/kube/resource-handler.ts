@@ -3,7 +3,7 @@
  * response — JSON objects and lists, Tables for kubectl, or a watch stream.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { parseWriteOptions, readJsonBody, readRawBody, sendJson } from "./http-io";
+import { parseWriteOptions, readJsonBody, readRawBody, readYamlBody, sendJson } from "./http-io";
 import type { KubeVerb } from "./faults";
 import { parseListOptions } from "./list-options";
 import type { ResourceOperations } from "./resource-operations";
@@ -17,6 +17,15 @@ import { WatchSession } from "./watch";
 import { answerReview } from "./access-reviews";
 import { decodeReviewProtobuf, KUBERNETES_PROTOBUF } from "./review-protobuf";
 import { getScale, writeScale } from "./scale-subresource";
+import { managerOf } from "./managed-fields";
+import { PATCH_CONTENT_TYPES } from "./patch";
+import type { WriteOptions } from "./resource-operations";
+
+/** dryRun/fieldValidation, plus who writes (for managedFields) and whether an apply forces. */
+function writeOptions(q: URLSearchParams, req: IncomingMessage): WriteOptions {
+  const fieldManager = q.get("fieldManager");
+  return { ...parseWriteOptions(q), manager: managerOf(fieldManager, req.headers["user-agent"]), fieldManagerGiven: Boolean(fieldManager), force: q.get("force") === "true" };
+}
 
 export interface ResourceHandlerContext {
   ops: ResourceOperations;
@@ -101,20 +110,21 @@ export async function handleResourceRequest(ctx: ResourceHandlerContext, req: In
     }
     case "create": {
       const body = await readJsonBody(req, limit, true, true);
-      const r = ops.create(def, namespace, body, parseWriteOptions(q));
+      const r = ops.create(def, namespace, body, writeOptions(q, req));
       sendJson(res, r.code, r.object, r.warnings);
       return;
     }
     case "update": {
       const body = await readJsonBody(req, limit, true, true);
-      const r = ops.update(def, namespace, name as string, subresource, body, parseWriteOptions(q));
+      const r = ops.update(def, namespace, name as string, subresource, body, writeOptions(q, req));
       sendJson(res, r.code, r.object, r.warnings);
       return;
     }
     case "patch": {
       const contentType = req.headers["content-type"] ?? "";
-      const body = await readJsonBody(req, limit, true, false);
-      const r = ops.patch(def, namespace, name as string, subresource, contentType, body, parseWriteOptions(q));
+      const apply = (contentType.split(";")[0] ?? "").trim().toLowerCase() === PATCH_CONTENT_TYPES.apply;
+      const body = apply ? await readYamlBody(req, limit) : await readJsonBody(req, limit, true, false);
+      const r = ops.patch(def, namespace, name as string, subresource, contentType, body, writeOptions(q, req));
       sendJson(res, r.code, r.object, r.warnings);
       return;
     }

@@ -11,7 +11,9 @@ import type { ListOptions } from "./list-options";
 import { encodeContinue, objectMatches } from "./list-options";
 import type { FieldValidation } from "./object-rules";
 import { formatTimestamp, prepareCreate, prepareUpdate } from "./object-rules";
-import { applyPatch } from "./patch";
+import { applyConfiguration, recordUpdate } from "./managed-fields";
+import type { FieldManagerContext } from "./managed-fields";
+import { applyPatch, PATCH_CONTENT_TYPES } from "./patch";
 import { GraceDeadlines, podGracePeriodSeconds, requestedGracePeriod, shortensGracePeriod } from "./pod-termination";
 import type { KubeObject, ResourceDef } from "./resources";
 import { apiVersionOf, metaOf, storageKey } from "./resources";
@@ -21,9 +23,19 @@ import { alreadyExists, badRequest, conflict, expired, forbidden, invalid, notFo
 
 type Json = Record<string, unknown>;
 
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 export interface WriteOptions {
   dryRun: boolean;
   fieldValidation: FieldValidation;
+  /** The field manager (`?fieldManager`, else the User-Agent's product); none for the emulator's own writes. */
+  manager?: string;
+  /** Whether `?fieldManager` was given (apply needs it; other writes fall back to the User-Agent). */
+  fieldManagerGiven?: boolean;
+  /** `?force=true`: an apply takes conflicting fields from their managers. */
+  force?: boolean;
 }
 
 export interface WriteResult {
@@ -193,6 +205,9 @@ export class ResourceOperations {
     if (def.plural === "customresourcedefinitions" && def.group === "apiextensions.k8s.io") {
       meta.finalizers = [...new Set([...(meta.finalizers ?? []), CRD_CLEANUP_FINALIZER])];
     }
+    if (opts.manager !== undefined && !Array.isArray(meta.managedFields)) {
+      meta.managedFields = recordUpdate(def, undefined, obj, this.#fieldContext(def, opts.manager, undefined, ctx.nowIso));
+    }
     if (opts.dryRun) return { object: this.present(def, obj), warnings: ctx.warnings, code: 201 };
     const stored = this.#store.write(storageKey(def), obj);
     if (storageKey(def) === CRD_STORAGE_KEY) this.#establishCrd(stored);
@@ -215,15 +230,57 @@ export class ResourceOperations {
   }
 
   patch(def: ResourceDef, namespace: string | undefined, name: string, subresource: "status" | undefined, contentType: string, body: unknown, opts: WriteOptions): WriteResult {
+    if ((contentType.split(";")[0] ?? "").trim().toLowerCase() === PATCH_CONTENT_TYPES.apply) return this.#serverSideApply(def, namespace, name, subresource, body, opts);
+    if (opts.force) throw invalid("PatchOptions", "meta.k8s.io", "", [{ type: "Forbidden", field: "force", detail: "may not be specified for non-apply patch" }]);
     const existing = this.#existing(def, namespace, name);
     const patched = applyPatch(this.present(def, existing), contentType, body, def.strategicMerge);
     return this.#applyUpdate(def, namespace, name, subresource, patched, existing, true, opts);
   }
 
-  #applyUpdate(def: ResourceDef, namespace: string | undefined, name: string, subresource: "status" | undefined, body: unknown, existing: KubeObject, isPatch: boolean, opts: WriteOptions): WriteResult {
+  #fieldContext(def: ResourceDef, manager: string | undefined, subresource: string | undefined, nowIso: string): FieldManagerContext {
+    return { manager, apiVersion: apiVersionOf(def), nowIso, ...(subresource ? { subresource } : {}) };
+  }
+
+  /** PATCH with application/apply-patch+yaml (managed-fields.ts): create when absent, else merge with ownership. */
+  #serverSideApply(def: ResourceDef, namespace: string | undefined, name: string, subresource: "status" | undefined, body: unknown, opts: WriteOptions): WriteResult {
+    // kube-apiserver validates PatchOptions: an apply names its manager explicitly (the User-Agent does not count).
+    if (!opts.fieldManagerGiven || !opts.manager) throw invalid("PatchOptions", "meta.k8s.io", "", [{ type: "Required", field: "fieldManager", detail: "is required for apply patch" }]);
+    if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("apply patch must be a JSON or YAML object");
+    const config = body as Json;
+    const nowIso = formatTimestamp(this.#now());
+    const fields = this.#fieldContext(def, opts.manager, subresource, nowIso);
+    const existing = this.#store.get(storageKey(def), def.namespaced ? namespace : undefined, name);
+    if (!existing) {
+      if (subresource) throw notFound(this.#gr(def), name);
+      const configName = metaOf(config).name;
+      if (configName !== undefined && configName !== name) throw badRequest(`the name of the object (${configName}) does not match the name on the URL (${name})`);
+      const merged = applyConfiguration(def, undefined, { ...config, metadata: { ...metaOf(config), name } }, fields, false);
+      return this.create(def, namespace, merged, { ...opts, manager: undefined });
+    }
+    const live = this.present(def, existing);
+    const merged = applyConfiguration(def, live, config, fields, opts.force === true);
+    return this.#applyUpdate(def, namespace, name, subresource, merged, existing, true, { ...opts, manager: undefined }, true);
+  }
+
+  #applyUpdate(def: ResourceDef, namespace: string | undefined, name: string, subresource: "status" | undefined, body: unknown, existing: KubeObject, isPatch: boolean, opts: WriteOptions, keepManagedFields = false): WriteResult {
     const ctx = this.#ctx(def, opts);
-    const next = prepareUpdate(ctx, { body, existing, subresource, urlName: name, urlNamespace: def.namespaced ? namespace : undefined, isPatch });
+    // managedFields are the server's: a body without them (or with a client's copy) keeps the stored ones, so an
+    // otherwise unchanged write stays a no-op; the writer's ownership is recorded once the write is known.
+    const storedFields = metaOf(existing).managedFields;
+    let request = body;
+    if (!keepManagedFields && isObject(body)) {
+      const meta: Json = isObject(body["metadata"]) ? { ...body["metadata"] } : {};
+      if (storedFields === undefined) delete meta["managedFields"];
+      else meta["managedFields"] = storedFields;
+      request = { ...body, metadata: meta };
+    }
+    const next = prepareUpdate(ctx, { body: request, existing, subresource, urlName: name, urlNamespace: def.namespaced ? namespace : undefined, isPatch });
     if (!next) return { object: this.present(def, existing), warnings: ctx.warnings, code: 200 };
+    if (!keepManagedFields) {
+      const entries = recordUpdate(def, existing, next, this.#fieldContext(def, opts.manager, subresource, ctx.nowIso));
+      if (entries.length > 0) metaOf(next).managedFields = entries;
+      else delete metaOf(next).managedFields;
+    }
     if (opts.dryRun) return { object: this.present(def, next), warnings: ctx.warnings, code: 200 };
     const key = storageKey(def);
     const meta = metaOf(next);

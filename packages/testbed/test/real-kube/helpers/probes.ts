@@ -31,6 +31,63 @@ function statusOf(a: HttpAnswer): Json {
   return out;
 }
 
+/**
+ * One server-side apply story on a ConfigMap: created by "creator" (labels, data a/b), "editor" merge-patches b,
+ * "applier" applies conflicting values (409), then the shared values plus c, then forces a, then drops b and c.
+ */
+async function ssaSequence(b: Backend, ns: string) {
+  const url = `/api/v1/namespaces/${ns}/configmaps/owned`;
+  const entries = (a: HttpAnswer) =>
+    ((meta(a.body)["managedFields"] as Json[] | undefined) ?? []).map((f) => ({ manager: f["manager"], operation: f["operation"], apiVersion: f["apiVersion"], fieldsType: f["fieldsType"], fieldsV1: f["fieldsV1"] }));
+  const applyYaml = (data: Record<string, string>) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n${Object.entries(data).map(([k, v]) => `  ${k}: "${v}"\n`).join("")}`;
+  const apply = (data: Record<string, string>, query: string) => b.http("PATCH", `${url}?${query}`, { raw: applyYaml(data), contentType: "application/apply-patch+yaml" });
+  const created = await b.http("POST", `/api/v1/namespaces/${ns}/configmaps?fieldManager=creator`, { body: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "owned", labels: { app: "x" } }, data: { a: "1", b: "1" } } });
+  const patched = await b.http("PATCH", `${url}?fieldManager=editor`, { body: { data: { b: "2" } }, contentType: "application/merge-patch+json" });
+  const conflict = await apply({ a: "9", b: "9", c: "3" }, "fieldManager=applier");
+  const conflictBody = (conflict.body ?? {}) as Json;
+  const causes = ((conflictBody["details"] as Json | undefined)?.["causes"] as Json[] | undefined) ?? [];
+  const shared = await apply({ a: "1", b: "2", c: "3" }, "fieldManager=applier");
+  const forced = await apply({ a: "9", b: "2", c: "3" }, "fieldManager=applier&force=true");
+  const shrunk = await apply({ a: "9" }, "fieldManager=applier");
+  const noManager = await b.http("PATCH", url, { raw: applyYaml({ a: "9" }), contentType: "application/apply-patch+yaml" });
+  return {
+    created: { ...statusOf(created), entries: entries(created) },
+    patched: entries(patched),
+    // The causes' order is the server's map iteration order: compared sorted.
+    conflict: { ...statusOf(conflict), message: conflictBody["message"], causes: [...causes].sort((x, y) => String(x["field"]).localeCompare(String(y["field"]))) },
+    shared: { ...statusOf(shared), entries: entries(shared) },
+    forced: { ...statusOf(forced), entries: entries(forced), data: (forced.body as Json | undefined)?.["data"] },
+    shrunk: { data: (shrunk.body as Json | undefined)?.["data"], entries: entries(shrunk) },
+    noManager: { ...statusOf(noManager), message: ((noManager.body ?? {}) as Json)["message"] },
+  };
+}
+
+/**
+ * What `kubectl explain` says, without its layout (v2 and v3 print differently: `RESOURCE:`/`FIELD:`, `<Object>`
+ * vs the type's name, `VERSION: apps/v1` vs `GROUP: apps` + `VERSION: v1`) or what changes between Kubernetes
+ * versions (descriptions, fields added to nested types): the kind and apiVersion, the field and a leaf's type,
+ * whether there is a description, the field names listed at the top level, and whether nested ones are listed.
+ */
+function explainSummary(stdout: string): Json {
+  const header = (name: string) => new RegExp(`^${name}:\\s+(\\S+)`, "m").exec(stdout)?.[1];
+  const group = header("GROUP");
+  const version = header("VERSION");
+  const field = /^(?:FIELD|RESOURCE):\s+(\S+) <([^>]+)>/m.exec(stdout);
+  const type = field?.[2];
+  const description = /^DESCRIPTION:\n((?: +\S.*\n)+)/m.exec(stdout)?.[1]?.trim() ?? "";
+  const listed = [...stdout.matchAll(/^( +)(\w+)\t</gm)].map((m) => ({ depth: (m[1] as string).length, name: m[2] as string }));
+  const top = Math.min(...listed.map((f) => f.depth));
+  return {
+    kind: header("KIND"),
+    apiVersion: group ? `${group}/${version}` : version,
+    field: field?.[1],
+    leafType: type === "string" || type === "integer" || type === "boolean" ? type : undefined,
+    described: description.length > 0,
+    fields: listed.filter((f) => f.depth === top).map((f) => f.name),
+    nested: listed.some((f) => f.depth > top),
+  };
+}
+
 const pod = (name: string, extra: Json = {}): Json => ({
   apiVersion: "v1",
   kind: "Pod",
@@ -272,6 +329,43 @@ export const PROBES: Probe[] = [
       const yaml = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: "1"\n`;
       const r = await b.http("PATCH", `/api/v1/namespaces/${ns}/configmaps/ssa?fieldManager=probe`, { raw: yaml, contentType: "application/apply-patch+yaml" });
       return { ...statusOf(r), managedBy: ((meta(r.body)["managedFields"] as Json[] | undefined) ?? []).map((f) => f["manager"]) };
+    },
+  },
+  {
+    id: "server-side apply: ownership and conflicts",
+    what: "managedFields (manager, operation, FieldsV1) after a create, a merge patch and applies; the 409 an apply gets for other managers' fields; force=true; apply without fieldManager",
+    run: async (b, ns) => {
+      const r = await ssaSequence(b, ns);
+      return { created: r.created, patched: r.patched, conflict: r.conflict, shared: r.shared, forced: r.forced, noManager: r.noManager };
+    },
+  },
+  {
+    id: "no-op writes",
+    what: "an unchanged PUT, merge patch, strategic patch or apply (by the object's managers or others) stores nothing: same resourceVersion and managedFields (kubectl apply twice; informers see no event)",
+    run: async (b, ns) => {
+      const url = `/api/v1/namespaces/${ns}/configmaps/still`;
+      await b.http("POST", `/api/v1/namespaces/${ns}/configmaps?fieldManager=creator`, { body: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "still", labels: { app: "x" } }, data: { a: "1" } } });
+      const applyYaml = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: still\ndata:\n  a: "1"\n  b: "2"\n`;
+      const applied = await b.http("PATCH", `${url}?fieldManager=applier`, { raw: applyYaml, contentType: "application/apply-patch+yaml" });
+      const before = meta(applied.body);
+      const same = (a: HttpAnswer) => ({ ...statusOf(a), sameResourceVersion: meta(a.body)["resourceVersion"] === before["resourceVersion"], sameManagedFields: JSON.stringify(meta(a.body)["managedFields"]) === JSON.stringify(before["managedFields"]) });
+      const { managedFields: _dropped, ...withoutFields } = before;
+      return {
+        put: same(await b.http("PUT", `${url}?fieldManager=creator`, { body: applied.body })),
+        putByAnother: same(await b.http("PUT", `${url}?fieldManager=someone-else`, { body: applied.body })),
+        putWithoutManagedFields: same(await b.http("PUT", url, { body: { ...(applied.body as Json), metadata: withoutFields } })),
+        mergePatch: same(await b.http("PATCH", `${url}?fieldManager=editor`, { body: { data: { b: "2" } }, contentType: "application/merge-patch+json" })),
+        strategicPatch: same(await b.http("PATCH", `${url}?fieldManager=editor`, { body: { metadata: { labels: { app: "x" } } }, contentType: "application/strategic-merge-patch+json" })),
+        apply: same(await b.http("PATCH", `${url}?fieldManager=applier`, { raw: applyYaml, contentType: "application/apply-patch+yaml" })),
+      };
+    },
+  },
+  {
+    id: "server-side apply: removal",
+    what: "after a forced apply, an apply that stops sending fields it applied",
+    run: async (b, ns) => {
+      const r = await ssaSequence(b, ns);
+      return { shrunk: r.shrunk };
     },
   },
   // ---- list / watch ----
@@ -523,10 +617,19 @@ export const PROBES: Probe[] = [
   },
   {
     id: "kubectl explain",
-    what: "field documentation from the server's OpenAPI",
+    what: "field documentation from the server's OpenAPI (kubectl reads /openapi/v3, and /openapi/v2 from a 1.20 server, which has no v3)",
     run: async (b) => {
-      const r = await b.kubectl("explain", "pod.spec.nodeName");
-      return { code: r.code, mentionsField: r.stdout.includes("nodeName") };
+      const leaf = await b.kubectl("explain", "pod.spec.nodeName");
+      const selector = await b.kubectl("explain", "deployment.spec.selector");
+      const recursive = await b.kubectl("explain", "configmap", "--recursive");
+      const missing = await b.kubectl("explain", "nosuchthing");
+      return {
+        codes: [leaf.code, selector.code, recursive.code, missing.code],
+        leaf: explainSummary(leaf.stdout),
+        selector: explainSummary(selector.stdout),
+        recursive: explainSummary(recursive.stdout),
+        missing: missing.stderr.trim(),
+      };
     },
   },
 ];
