@@ -243,7 +243,7 @@ describe.skipIf(reason !== undefined)("iptables interception (inside network nam
       await ready.body.text();
       await sh(["ip", "netns", "exec", ns, "iptables", "-t", "nat", "-F", NMI_CHAIN]);
       await sh(["ip", "netns", "exec", ns, "iptables", "-t", "filter", "-F", NMI_CHAIN]);
-      await eventually(async () => ((await m.check()) ? true : undefined), "rules repaired by the loop", 5_000);
+      await eventually(async () => ((await m.check()) ? true : undefined), "rules repaired by the loop");
       // No pod name, so no owning DaemonSet to ask: the rules outlive NMI (fail closed); ownership.test.ts covers the rest.
       expect(await nmi.stop()).toMatchObject({ interception: "kept", reason: "owner-unknown" });
       expect(await m.check()).toBe(true);

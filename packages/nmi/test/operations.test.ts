@@ -102,7 +102,7 @@ describe("API server outages", () => {
     expect((await c.token(IP)).status).toBe(200);
     c.pod("web-2", "127.0.15.2", { namespace: "shop", label: "web" });
     c.assigned({ name: "web-2", namespace: "shop" }, { name: "kv-reader", namespace: "shop" }, "Assigned");
-    await eventually(() => (nmi.pods.lookup("127.0.15.2").kind === "pod" ? true : undefined), "informer recovered", 10_000);
+    await eventually(() => (nmi.pods.lookup("127.0.15.2").kind === "pod" ? true : undefined), "informer recovered");
     expect((await c.token("127.0.15.2")).status).toBe(200);
     expect(nmi.readiness().ready).toBe(true);
   }, 15_000);
@@ -112,7 +112,7 @@ describe("API server outages", () => {
     c.kube.compactHistory();
     c.kube.dropWatches({ abrupt: true });
     c.kube.deleteObject("azureidentitybindings.aadpodidentity.k8s.io", "shop", "kv-reader-binding");
-    await eventually(async () => ((await c.token(IP)).body.error === "podidentity_no_binding" ? true : undefined), "binding deletion seen", 10_000);
+    await eventually(async () => ((await c.token(IP)).body.error === "podidentity_no_binding" ? true : undefined), "binding deletion seen");
     expect(nmi.readiness().ready).toBe(true);
   }, 15_000);
 });
