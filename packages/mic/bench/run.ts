@@ -113,34 +113,117 @@ async function scrape(url: string): Promise<Record<string, number>> {
   return out;
 }
 
-async function runMic(deadlineMs = 120_000): Promise<Record<string, number | string>> {
+const mib = (o: Record<string, number>): Record<string, string> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, (v / 2 ** 20).toFixed(1)]));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Extra Node/V8 flags for MIC's process ($MIC_BENCH_NODE_FLAGS, space-separated), to compare settings. */
+const MIC_NODE_FLAGS = (process.env["MIC_BENCH_NODE_FLAGS"] ?? "").split(" ").filter(Boolean);
+/** MIC's program: the built bin, or $MIC_BENCH_MAIN (another build, to compare). */
+const MIC_MAIN = process.env["MIC_BENCH_MAIN"] ?? join(here, "../dist/main.js");
+/** How long after the last Assigned the settled RSS is sampled (after a forced full GC). */
+const SETTLE_MS = 5_000;
+
+interface RunningMic {
+  child: ChildProcess;
+  probe: number;
+  metrics: number;
+  memoryFile: string;
+  /** From spawn() to the first 200 of /readyz (informers synced). */
+  readyMs: number;
+}
+
+/**
+ * Starts MIC's built bin as its own process against the cluster (files in `dir`), with bench/memory-probe.ts
+ * preloaded for the sampling point; resolves at its first /readyz 200.
+ */
+async function spawnMic(c: Cluster, dir: string): Promise<RunningMic> {
+  await c.kube.writeKubeconfig(join(dir, "kubeconfig"));
+  await writeFile(join(dir, "ca.pem"), c.cloud.ca.certPem);
+  await writeFile(
+    join(dir, "azure.json"),
+    JSON.stringify({ cloud: "AzurePublicCloud", tenantId: c.cloud.tenantId, aadClientId: c.appId, aadClientSecret: "bench-secret", subscriptionId: c.cloud.subscriptionId, resourceGroup: c.cloud.resourceGroup }),
+  );
+  const [probe, metrics] = [await freePort(), await freePort()];
+  const memoryFile = join(dir, "memory.json");
+  const startedAt = performance.now();
+  const child = spawn(
+    process.execPath,
+    [...MIC_NODE_FLAGS, "--expose-gc", "--import", join(here, "memory-probe.ts"), MIC_MAIN, "--kubeconfig", join(dir, "kubeconfig"), "--cloudconfig", join(dir, "azure.json"), "--arm-endpoint", c.arm.url, "--authority-host", c.entraUrl, "--http-probe-port", String(probe), "--prometheus-port", String(metrics), "--log-level", "warn"],
+    { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, "ca.pem"), MIC_BENCH_MEMORY_FILE: memoryFile }, stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const status = await request(`http://127.0.0.1:${probe}/readyz`).then((r) => (r.body.dump(), r.statusCode), () => 0);
+    if (status === 200) break;
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error("MIC did not become ready");
+    await sleep(5);
+  }
+  return { child, probe, metrics, memoryFile, readyMs: performance.now() - startedAt };
+}
+
+async function untilLeader(probe: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = await request(`http://127.0.0.1:${probe}/healthz`).then((r) => r.body.text(), () => "");
+    if (ok === "Active") return;
+    if (Date.now() > deadline) throw new Error("MIC did not become the leader");
+    await sleep(50);
+  }
+}
+
+async function stopMic(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/** Asks MIC's preloaded memory probe for a forced full GC and the memory after it. */
+async function sampleMemory(mic: RunningMic): Promise<{ rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number }> {
+  await rm(mic.memoryFile, { force: true });
+  mic.child.kill("SIGUSR2");
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const text = await readFile(mic.memoryFile, "utf8").catch(() => undefined);
+    if (text !== undefined) return JSON.parse(text) as { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
+    if (Date.now() > deadline) throw new Error("MIC's memory probe did not answer within 120 s");
+    await sleep(20);
+  }
+}
+
+/** Process start to /readyz 200, `runs` times against one cluster (each MIC stopped before the next starts). */
+async function startToReady(runs: number): Promise<number[]> {
+  const c = await cluster();
+  const dir = await mkdtemp(join(tmpdir(), "mic-bench-"));
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const mic = await spawnMic(c, dir);
+      times.push(mic.readyMs);
+      await stopMic(mic.child);
+    }
+    return times;
+  } finally {
+    await c.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function runMic(deadlineMs = 120_000): Promise<Record<string, unknown>> {
   const c = await cluster();
   const dir = await mkdtemp(join(tmpdir(), "mic-bench-"));
   let child: ChildProcess | undefined;
   try {
-    await c.kube.writeKubeconfig(join(dir, "kubeconfig"));
-    await writeFile(join(dir, "ca.pem"), c.cloud.ca.certPem);
-    await writeFile(
-      join(dir, "azure.json"),
-      JSON.stringify({ cloud: "AzurePublicCloud", tenantId: c.cloud.tenantId, aadClientId: c.appId, aadClientSecret: "bench-secret", subscriptionId: c.cloud.subscriptionId, resourceGroup: c.cloud.resourceGroup }),
-    );
-    const [probe, metrics] = [await freePort(), await freePort()];
-    child = spawn(
-      process.execPath,
-      [join(here, "../dist/main.js"), "--kubeconfig", join(dir, "kubeconfig"), "--cloudconfig", join(dir, "azure.json"), "--arm-endpoint", c.arm.url, "--authority-host", c.entraUrl, "--http-probe-port", String(probe), "--prometheus-port", String(metrics), "--log-level", "warn"],
-      { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, "ca.pem") }, stdio: ["ignore", "ignore", "inherit"] },
-    );
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const ok = await request(`http://127.0.0.1:${probe}/healthz`).then((r) => r.body.text(), () => "");
-      if (ok === "Active") break;
-      if (Date.now() > deadline) throw new Error("MIC did not become the leader");
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const before = await scrape(`http://127.0.0.1:${metrics}/metrics`);
+    const mic = await spawnMic(c, dir);
+    child = mic.child;
+    await untilLeader(mic.probe);
+    const idle = await sampleMemory(mic);
+    const before = await scrape(`http://127.0.0.1:${mic.metrics}/metrics`);
     const lastPodMs = await burst(c.kube);
     const doneMs = await allAssigned(c.kube, Date.now() + deadlineMs);
-    const after = await scrape(`http://127.0.0.1:${metrics}/metrics`);
+    const after = await scrape(`http://127.0.0.1:${mic.metrics}/metrics`);
+    // The sampling point for RSS: 5 s after the last Assigned, after a forced full garbage collection.
+    await sleep(SETTLE_MS);
+    const settled = await sampleMemory(mic);
     if (process.env["MIC_BENCH_DEBUG"]) {
       const rel = (t: number): string => ((t - lastPodMs) / 1000).toFixed(2);
       const reqs = c.kube.requests.filter((r) => r.time >= lastPodMs - 1500);
@@ -162,10 +245,14 @@ async function runMic(deadlineMs = 120_000): Promise<Record<string, number | str
       throttled: counts.throttled,
       cpuSeconds: (after["podidentity_mic_process_cpu_seconds_total"] ?? 0) - (before["podidentity_mic_process_cpu_seconds_total"] ?? 0),
       rssMiB: (after["podidentity_mic_process_resident_memory_bytes"] ?? 0) / 2 ** 20,
+      startToReadyMs: mic.readyMs,
+      idleRssMiB: idle.rss / 2 ** 20,
+      settledRssMiB: settled.rss / 2 ** 20,
+      settledHeapMiB: settled.heapUsed / 2 ** 20,
+      ...(process.env["MIC_BENCH_DEBUG"] && { idle: mib(idle), settled: mib(settled) }),
     };
   } finally {
-    child?.kill("SIGTERM");
-    if (child && child.exitCode === null) await new Promise((r) => child!.once("exit", r));
+    if (child) await stopMic(child);
     await c.close();
     await rm(dir, { recursive: true, force: true });
   }
@@ -267,8 +354,38 @@ const fmt = (n: number, digits = 1): string => n.toLocaleString("en-US", { maxim
 const SMALL = { pods: 1_000, nodes: 50, scaleSets: 2, identities: 100 };
 const LARGE = { pods: 10_000, nodes: 500, scaleSets: 20, identities: 100 };
 
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const load = (): string => loadavg().map((l) => l.toFixed(2)).join(", ");
+
+/** `-- --only start,burst,large` runs those parts and prints their figures as JSON (parts: ds, start, burst, v18, large). */
+async function only(parts: string[]): Promise<void> {
+  const out: Record<string, unknown> = {};
+  for (const part of parts) {
+    const loadBefore = load();
+    if (part === "ds") out[part] = await desiredStateCpu();
+    else if (part === "start") {
+      const times = await startToReady(START_RUNS);
+      out[part] = { medianMs: median(times), runsMs: times.map((t) => Math.round(t)) };
+    } else if (part === "burst") out[part] = await runMic();
+    else if (part === "v18") out[part] = await runV18();
+    else if (part === "large") {
+      useScenario(LARGE);
+      out[part] = await runMic(600_000);
+      useScenario(SMALL);
+    } else throw new Error(`unknown part ${part} (ds, start, burst, v18, large)`);
+    out[`${part} load average (before; after)`] = `${loadBefore}; ${load()}`;
+  }
+  console.log(JSON.stringify(out, null, 2));
+}
+
+const START_RUNS = 5;
+
 async function main(): Promise<void> {
+  const onlyAt = process.argv.indexOf("--only");
+  if (onlyAt >= 0) return only(String(process.argv[onlyAt + 1] ?? "").split(","));
   const ds = await desiredStateCpu();
+  const startLoad = load();
+  const starts = await startToReady(START_RUNS);
   const mic = await runMic();
   const v18 = await runV18();
   useScenario(LARGE);
@@ -282,7 +399,9 @@ async function main(): Promise<void> {
     ["ARM LRO polls", String(mic.polls), String(v18.polls), "—"],
     ["429s received", String(mic.throttled), String(v18.throttled), "0"],
     ["MIC CPU time during the burst (own process)", `${fmt(Number(mic.cpuSeconds), 2)} s`, "—", "—"],
-    ["MIC RSS after the burst", `${fmt(Number(mic.rssMiB), 0)} MiB`, "—", "—"],
+    ["MIC RSS after the burst (at the last Assigned, from /metrics)", `${fmt(Number(mic.rssMiB), 0)} MiB`, "—", "—"],
+    [`MIC RSS ${SETTLE_MS / 1000} s after the last Assigned, after a forced compacting GC (idle before the burst)`, `${fmt(Number(mic.settledRssMiB), 0)} MiB (${fmt(Number(mic.idleRssMiB), 0)} MiB); heap used ${fmt(Number(mic.settledHeapMiB), 0)} MiB`, "—", "< 160 MB"],
+    [`MIC process start to /readyz 200 (median of ${START_RUNS}; all; load average ${startLoad})`, `${fmt(median(starts) / 1000, 2)} s (${starts.map((t) => fmt(t / 1000, 2)).join(", ")})`, "—", "< 1.0 s"],
     ["desired state, 10,000 pods / 1,000 bindings, full computation (CPU, median of 5 passes after 4 warm-ups; cold first pass)", `${fmt(ds.fullMs)} ms (${fmt(ds.coldMs)} ms)`, "—", "< 100 ms"],
     ["desired state, one pod event / one binding event (CPU)", `${fmt(ds.podEventUs)} µs / ${fmt(ds.bindingEventUs)} µs`, "—", "—"],
   ];
@@ -292,7 +411,8 @@ async function main(): Promise<void> {
     ["ARM PATCHes in all / GETs of VMSS / LRO polls", `${large.totalPatches} / ${large.gets} / ${large.polls}`],
     ["429s received", String(large.throttled)],
     ["MIC CPU time during the burst (own process)", `${fmt(Number(large.cpuSeconds), 2)} s`],
-    ["MIC RSS after the burst", `${fmt(Number(large.rssMiB), 0)} MiB`],
+    ["MIC RSS after the burst (at the last Assigned, from /metrics)", `${fmt(Number(large.rssMiB), 0)} MiB`],
+    [`MIC RSS ${SETTLE_MS / 1000} s after the last Assigned, after a forced compacting GC (target < 200 MB)`, `${fmt(Number(large.settledRssMiB), 0)} MiB; heap used ${fmt(Number(large.settledHeapMiB), 0)} MiB`],
   ];
   const table = [
     "| measure | @podidentity/mic | v1.8-style serial scheduler | target |",

@@ -32,6 +32,7 @@ import { TerminalError, describe } from "./errors";
 import { LeaderElector } from "./leader-election";
 import { MicMetrics } from "./metrics";
 import { ProblemReporter } from "./problem-reporter";
+import { projectAssignedIdentity, projectNode, projectPod } from "./projections";
 import { startMetricsServer, startProbeServer, type RunningHttpServer } from "./probes";
 import { StatusWriter } from "./status-writer";
 import { WorkQueue } from "./work-queue";
@@ -230,17 +231,19 @@ export class Mic {
 
     // The informers back off on MIC's clock; their failures are logged here (the informer itself never prints).
     const informerClock = clockFromSleep(clock);
-    const informer = <T extends KubeObject>(path: string, labelSelector?: string): Informer<T> =>
-      new Informer<T>(client, {
+    const informer = <T extends KubeObject, P = T>(path: string, labelSelector?: string, project?: (object: T) => P): Informer<T, P> =>
+      new Informer<T, P>(client, {
         path,
         ...(labelSelector !== undefined && { labelSelector }),
+        // What the store keeps of each object (projections.ts): the memory lever.
+        ...(project !== undefined && { project }),
         clock: informerClock,
         onError: (error, retryInMs) =>
           logger.warn({ err: describe(error), path, retryInMs }, retryInMs === undefined ? "an informer handler failed" : "list/watch failed; retrying"),
       });
-    const pods = informer<KubeObject & PodObject>("/api/v1/pods", POD_LABEL);
+    const pods = informer<KubeObject & PodObject, PodObject>("/api/v1/pods", POD_LABEL, projectPod);
     pods.addHandlers({ add: (p) => this.desired.upsertPod(p), update: (p) => this.desired.upsertPod(p), delete: (p) => this.desired.deletePod(p) });
-    const nodes = informer<KubeObject & NodeObject>("/api/v1/nodes");
+    const nodes = informer<KubeObject & NodeObject, NodeObject>("/api/v1/nodes", undefined, projectNode);
     const onNode = (n: NodeObject): void => {
       this.desired.upsertNode(n);
       for (const key of this.#legacyByNode.get(nameOf(n)) ?? []) {
@@ -272,7 +275,7 @@ export class Mic {
       this.desired.upsertBinding(n.object);
     };
     this.#bindingInformer.addHandlers({ add: onBinding, update: onBinding, delete: (raw) => this.desired.deleteBinding(normalizeAzureIdentityBinding(raw).object) });
-    this.#assignedInformer = informer<KubeObject>(crdPath(AZURE_ASSIGNED_IDENTITY_NAMES.plural));
+    this.#assignedInformer = informer<KubeObject>(crdPath(AZURE_ASSIGNED_IDENTITY_NAMES.plural), undefined, projectAssignedIdentity);
     this.#assignedInformer.addHandlers({
       add: (raw) => this.#indexAssigned(raw),
       update: (raw) => this.#indexAssigned(raw),

@@ -1,45 +1,22 @@
+// The public API: the agent, its options and defaults, the CLI's parsers an embedding program reuses, what
+// `NmiOptions.interception` takes, and the error types a caller can catch. Everything else is internal: the tests
+// import it from its module (`../src/interception/iptables-manager`, `../src/server/request-route`, …).
 export { Nmi } from "./nmi";
 export type { InterceptionOnStop, NmiOptions, StopReport } from "./nmi";
 export { DEFAULT_NMI_OPTIONS, resolveNmiConfig } from "./config";
+export type { NmiConfig, NmiConfigInput, OperationMode } from "./config";
 export { CLEANUP_COMMAND, isCleanupCommand, parseCleanupOptions, parseCliOptions } from "./cli-options";
 export type { CleanupCliOptions, CliOptions } from "./cli-options";
-export type { NmiConfig, NmiConfigInput, OperationMode } from "./config";
-export { NMI_ERROR_CODE, NmiError, UpstreamRefusalError, redactId } from "./errors";
-export type { NmiErrorCode } from "./errors";
-export { NMI_VERSION, NMI_VERSION_HEADER } from "./version";
-export { IptablesManager, InterceptionError, NMI_CHAIN, splitRule } from "./interception/iptables-manager";
-export { resolveDnatTarget } from "./interception/dnat-target";
-export type { DnatTargetInput, DnatTargetSource } from "./interception/dnat-target";
+export { removeInterceptionRules } from "./interception/rule-cleanup";
+export type { CleanupReport } from "./interception/rule-cleanup";
+export { IptablesManager, InterceptionError } from "./interception/iptables-manager";
 export type { IptablesBackend, IptablesManagerOptions } from "./interception/iptables-manager";
 export { execRunner } from "./interception/command-runner";
 export type { CommandResult, CommandRunner } from "./interception/command-runner";
-export { KubenetRefusedError, checkNetworkPlugin, detectIptablesBypass } from "./interception/network-plugin-check";
-export { NMI_NOT_READY_TAINT, removeStartupTaint } from "./interception/node-taint";
-export { InterceptionOwnership } from "./interception/ownership";
-export type { DaemonSetRef, InterceptionDecision, InterceptionOwnershipOptions } from "./interception/ownership";
-export { daemonPodTolerations, daemonSetTargetsNode, nodeSelectorTermsMatch, requirementMatches, toleratesTaint } from "./interception/node-targeting";
-export type { NodeSelectorRequirement, NodeSelectorTerm, NodeTargeting, PlacementNode, PodPlacementSpec, Toleration } from "./interception/node-targeting";
-export { removeInterceptionRules } from "./interception/rule-cleanup";
-export type { CleanupReport } from "./interception/rule-cleanup";
+export { KubenetRefusedError } from "./interception/network-plugin-check";
+export { NMI_ERROR_CODE, NmiError } from "./errors";
+export type { NmiErrorCode } from "./errors";
+export { NMI_VERSION, NMI_VERSION_HEADER } from "./version";
 // The client Nmi takes (NmiOptions.kube); the rest of the Kubernetes client lives in @podidentity/kube.
 export { KubeClient } from "@podidentity/kube";
-export type { NodeObject, Pod, SecretObject, Taint } from "./kube-objects";
-export { PodCache } from "./pods/pod-cache";
-export type { PodLookup } from "./pods/pod-cache";
-export { IdentityStore } from "./identity/identity-store";
-export { IdentityResolver } from "./identity/identity-resolver";
-export type { Resolution, ResolvedIdentity } from "./identity/identity-resolver";
-export { TokenCache } from "./token/token-cache";
-export { UpstreamLimiter } from "./token/upstream-limiter";
-export { ImdsTokenSource, parseImdsToken } from "./token/imds-token-source";
-export { EntraTokenSource, scopeOf } from "./token/entra-token-source";
-export type { AcquiredToken, TokenSource } from "./token/token-source";
-export { parseRequestTarget } from "./server/request-route";
-export type { ParsedRequestTarget, RouteKind } from "./server/request-route";
-export { canonicalizeTarget } from "./server/canonical-path";
-export type { CanonicalTarget } from "./server/canonical-path";
-export { IMDS_ROUTE_OPT_INS, ProxyAllowlist, parseImdsRouteOptIns } from "./server/proxy-allowlist";
-export type { AllowlistDecision, ImdsRouteOptIn } from "./server/proxy-allowlist";
-export { PodRateLimiter } from "./server/pod-rate-limiter";
-export type { PodRateLimiterOptions, RateDecision } from "./server/pod-rate-limiter";
-export { NmiMetrics } from "./metrics";
+export type { NmiMetrics } from "./metrics";

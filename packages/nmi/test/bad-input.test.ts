@@ -2,7 +2,7 @@ import { connect } from "node:net";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { UserAssignedIdentity } from "@podidentity/testbed";
-import { parseRequestTarget } from "../src/index";
+import { parseRequestTarget } from "../src/server/request-route";
 import { Cluster, eventually } from "./helpers/cluster";
 import { jwtClaims, parseRawAnswer, type RawAnswer } from "./helpers/raw-http";
 

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { IMDS_ROUTE_OPT_INS, PodRateLimiter, ProxyAllowlist, canonicalizeTarget, parseCliOptions, parseImdsRouteOptIns, resolveNmiConfig } from "../src/index";
+import { parseCliOptions } from "../src/cli-options";
+import { resolveNmiConfig } from "../src/config";
+import { canonicalizeTarget } from "../src/server/canonical-path";
+import { PodRateLimiter } from "../src/server/pod-rate-limiter";
+import { IMDS_ROUTE_OPT_INS, ProxyAllowlist, parseImdsRouteOptIns } from "../src/server/proxy-allowlist";
 
 describe("canonicalizeTarget", () => {
   it.each([

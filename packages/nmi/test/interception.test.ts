@@ -1,8 +1,9 @@
 import pino from "pino";
 import { request } from "undici";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { IptablesManager, InterceptionError, NMI_CHAIN, execRunner, resolveDnatTarget } from "../src/index";
-import { METADATA_GUARD_COMMENT } from "../src/interception/iptables-manager";
+import { execRunner } from "../src/interception/command-runner";
+import { resolveDnatTarget } from "../src/interception/dnat-target";
+import { IptablesManager, InterceptionError, METADATA_GUARD_COMMENT, NMI_CHAIN } from "../src/interception/iptables-manager";
 import { Cluster, NODE, eventually } from "./helpers/cluster";
 import { NetnsSet, deleteStaleNamespaces, netnsUnavailableReason, sh } from "./helpers/netns";
 

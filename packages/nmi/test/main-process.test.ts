@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { API_GROUP_VERSION, NODENAME_LABEL, customResourceDefinitions } from "@podidentity/api";
 import { AzureCloud, KubeApiServer } from "@podidentity/testbed";
-import { NMI_NOT_READY_TAINT } from "../src/index";
+import { NMI_NOT_READY_TAINT } from "../src/interception/node-taint";
 import { eventually } from "./helpers/cluster";
 import { NetnsSet, deleteStaleNamespaces, netnsUnavailableReason, sh } from "./helpers/netns";
 

@@ -1,13 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  NMI_NOT_READY_TAINT,
-  daemonSetTargetsNode,
-  nodeSelectorTermsMatch,
-  requirementMatches,
-  toleratesTaint,
-  type PlacementNode,
-  type PodPlacementSpec,
-} from "../src/index";
+import { NMI_NOT_READY_TAINT } from "../src/interception/node-taint";
+import { daemonSetTargetsNode, nodeSelectorTermsMatch, requirementMatches, toleratesTaint, type PlacementNode, type PodPlacementSpec } from "../src/interception/node-targeting";
 
 const node = (labels: Record<string, string> = {}, taints: PlacementNode["spec"] = {}, name = "aks-nodepool1-12345678-vmss000000"): PlacementNode => ({
   metadata: { name, labels },

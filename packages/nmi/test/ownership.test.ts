@@ -3,7 +3,10 @@
 // testbed's API server; the last tests run a whole NMI with real iptables rules in a network namespace.
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { IptablesManager, InterceptionOwnership, NMI_CHAIN, execRunner, isCleanupCommand, parseCliOptions } from "../src/index";
+import { isCleanupCommand, parseCliOptions } from "../src/cli-options";
+import { execRunner } from "../src/interception/command-runner";
+import { IptablesManager, NMI_CHAIN } from "../src/interception/iptables-manager";
+import { InterceptionOwnership } from "../src/interception/ownership";
 import { Cluster, NODE } from "./helpers/cluster";
 import { NetnsSet, deleteStaleNamespaces, netnsUnavailableReason, sh } from "./helpers/netns";
 

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { UserAssignedIdentity } from "@podidentity/testbed";
-import { ProxyAllowlist, canonicalizeTarget, parseRequestTarget } from "../src/index";
+import { canonicalizeTarget } from "../src/server/canonical-path";
+import { ProxyAllowlist } from "../src/server/proxy-allowlist";
+import { parseRequestTarget } from "../src/server/request-route";
 import { Cluster, KV } from "./helpers/cluster";
 import { spellingsOf } from "./helpers/path-corpus";
 import { RecordingUpstream, isImdsErrorShape, jwtClaims, parseRawAnswer, type RawAnswer } from "./helpers/raw-http";

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { KubenetRefusedError, NMI_NOT_READY_TAINT, checkNetworkPlugin } from "../src/index";
+import { KubenetRefusedError, checkNetworkPlugin } from "../src/interception/network-plugin-check";
+import { NMI_NOT_READY_TAINT } from "../src/interception/node-taint";
 import { Cluster } from "./helpers/cluster";
 
 const logger = pino({ level: "silent" });

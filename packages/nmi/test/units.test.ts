@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_NMI_OPTIONS, NmiError, parseCliOptions, UpstreamLimiter, parseImdsToken, parseRequestTarget, redactId, resolveNmiConfig, splitRule } from "../src/index";
+import { parseCliOptions } from "../src/cli-options";
+import { DEFAULT_NMI_OPTIONS, resolveNmiConfig } from "../src/config";
+import { NmiError, redactId } from "../src/errors";
+import { splitRule } from "../src/interception/iptables-manager";
+import { parseRequestTarget } from "../src/server/request-route";
+import { parseImdsToken } from "../src/token/imds-token-source";
+import { UpstreamLimiter } from "../src/token/upstream-limiter";
 
 describe("parseRequestTarget", () => {
   it.each([
