@@ -3,8 +3,8 @@ import { loadKubeConfig } from "@podidentity/kube";
 import { forceNamespacedSetting, goStyleArgs, logLegacyFlagNotices, longFlagNames, orUsageError, parseBool, parseCsv, parseDuration, parsePort, takeLegacyFlags } from "@podidentity/daemon";
 import { Command, Option } from "commander";
 import { pino, type Logger } from "pino";
-import { ReloadingArmCredential, cloudConfigFromEnv, cloudEndpoints, createArmCredential, readCloudConfig } from "./cloud-config";
-import { DEFAULT_MIC_OPTIONS } from "./config";
+import { ReloadingArmCredential, cloudConfigFromEnv, cloudEndpoints, createArmCredential, readCloudConfig } from "./runtime/cloud-config";
+import { DEFAULT_MIC_OPTIONS } from "./runtime/config";
 import { Mic } from "./mic";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;

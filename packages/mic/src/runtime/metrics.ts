@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { ArmCallObserver } from "./arm/compute-client";
+import type { ArmCallObserver } from "../arm/compute-client";
 
 const PREFIX = "podidentity_mic_";
 

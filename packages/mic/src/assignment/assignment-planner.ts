@@ -1,6 +1,6 @@
-import type { AssignedIdentityIndex } from "./assigned-identity-index";
+import type { AssignedIdentityIndex } from "../state/assigned-identity-index";
 import type { AssignmentPlanner } from "./assignment-engine";
-import type { DesiredState } from "./desired-state";
+import type { DesiredState } from "../state/desired-state";
 import { clientIdMismatches, type ClientIdMismatch } from "./drift-repair";
 
 export interface AssignmentPlannerOptions {

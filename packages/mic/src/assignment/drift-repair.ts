@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
-import type { ComputeIdentityState } from "./arm/compute-client";
-import type { ComputeTarget } from "./arm/compute-target";
-import type { Clock } from "./clock";
-import type { DesiredAssignment } from "./desired-state";
+import type { ComputeIdentityState } from "../arm/compute-client";
+import type { ComputeTarget } from "../arm/compute-target";
+import type { Clock } from "../clock";
+import type { DesiredAssignment } from "../state/desired-state";
 
 export interface DriftRepairOptions {
   intervalMs: number;

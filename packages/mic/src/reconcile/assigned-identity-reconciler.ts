@@ -13,19 +13,19 @@ import {
   type AzureIdentityBinding,
 } from "@podidentity/api";
 import type { Logger } from "pino";
-import type { AssignmentEngine, IdentityFailure } from "./assignment-engine";
+import type { AssignmentEngine, IdentityFailure } from "../assignment/assignment-engine";
 import {
   ADDED_BY_ANNOTATION,
   COMPUTE_RESOURCE_ANNOTATION,
   FINGERPRINT_ANNOTATION,
   type AssignedIdentityIndex,
   type IndexedAssignment,
-} from "./assigned-identity-index";
-import type { ComputeTarget } from "./arm/compute-target";
-import type { Clock } from "./clock";
-import { assignmentFingerprint, type DesiredAssignment, type DesiredState } from "./desired-state";
-import type { EventRecorder, InvolvedObject } from "./event-recorder";
-import { NotLeaderError } from "./errors";
+} from "../state/assigned-identity-index";
+import type { ComputeTarget } from "../arm/compute-target";
+import type { Clock } from "../clock";
+import { assignmentFingerprint, type DesiredAssignment, type DesiredState } from "../state/desired-state";
+import type { EventRecorder, InvolvedObject } from "../runtime/event-recorder";
+import { NotLeaderError } from "../errors";
 import { KubeApiError, type KubeClient } from "@podidentity/kube";
 import type { ReconcileResult } from "./work-queue";
 

@@ -1,4 +1,4 @@
-import type { Clock } from "./clock";
+import type { Clock } from "../clock";
 
 export interface ReconcileResult {
   /** Run this key again after this long even if nothing changes (polling an external state). */

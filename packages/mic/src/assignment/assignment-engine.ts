@@ -1,9 +1,9 @@
 import type { Logger } from "pino";
-import type { ComputeClient, ComputeIdentityState } from "./arm/compute-client";
-import type { ComputeTarget } from "./arm/compute-target";
-import type { Clock } from "./clock";
-import { classifyArmFailure, isOperationConflict } from "./arm/arm-failure";
-import { describe, isAbortError } from "./errors";
+import type { ComputeClient, ComputeIdentityState } from "../arm/compute-client";
+import type { ComputeTarget } from "../arm/compute-target";
+import type { Clock } from "../clock";
+import { classifyArmFailure, isOperationConflict } from "../arm/arm-failure";
+import { describe, isAbortError } from "../errors";
 
 export interface TargetObservation {
   readonly state: ComputeIdentityState;
