@@ -54,6 +54,20 @@ export function parseDuration(value: string): number {
   return total;
 }
 
+/** Milliseconds as a duration `parseDuration` reads back (`180000` → `3m`, `5400000` → `1h30m`, `500` → `500ms`), for help texts. */
+export function formatDuration(ms: number): string {
+  if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError(`formatDuration: expected a duration >= 0 in ms, got ${ms}`);
+  if (ms === 0) return "0s";
+  let rest = ms;
+  let out = "";
+  for (const [unit, size] of [["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) {
+    const n = Math.floor(rest / size);
+    if (n > 0) out += `${n}${unit}`;
+    rest -= n * size;
+  }
+  return rest > 0 ? `${out}${rest}ms` : out;
+}
+
 /** An integer, refusing `1.5`, `0x10`, `1e3` and empty text (which `Number` would take). */
 export function parseInteger(value: string): number {
   const text = value.trim();

@@ -1,4 +1,5 @@
-export { CliValueError, forceNamespacedSetting, orUsageError, parseBool, parseCsv, parseDuration, parseInteger, parsePort, type UsageErrorReporter } from "./cli-values";
+export { CliValueError, forceNamespacedSetting, formatDuration, orUsageError, parseBool, parseCsv, parseDuration, parseInteger, parsePort, type UsageErrorReporter } from "./cli-values";
+export { DaemonError, errorLogFields, exitOnStartupError, type FatalLogger } from "./daemon-error";
 export { goStyleArgs, longFlagNames } from "./go-flags";
 export { legacyFlagNames, logLegacyFlagNotices, takeLegacyFlags, type LegacyComponent, type LegacyFlagNotice, type LegacyFlags, type NoticeLogger } from "./legacy-flags";
 export { OpsServer, type OpsAnswer, type OpsRoute, type OpsServerOptions } from "./ops-server";

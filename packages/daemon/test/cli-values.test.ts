@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { describe, expect, it } from "vitest";
-import { CliValueError, forceNamespacedSetting, parseBool, parseCsv, parseDuration, parseInteger, parsePort } from "../src/index";
+import { CliValueError, forceNamespacedSetting, formatDuration, parseBool, parseCsv, parseDuration, parseInteger, parsePort } from "../src/index";
 
 describe("parseBool: Go's strconv.ParseBool", () => {
   it.each(["1", "t", "T", "TRUE", "true", "True", "yes", "YES"])("%s is true", (v) => expect(parseBool(v)).toBe(true));
@@ -27,6 +27,17 @@ describe("parseDuration: Go's time.ParseDuration (milliseconds)", () => {
     ["20", 20_000],
   ])("%s = %d ms", (text, ms) => expect(parseDuration(text)).toBeCloseTo(ms, 9));
   it.each(["", "s", "1x", "1 h", "h1", "-1s", "1h-5m", "1.2.3s", "1d"])("%j is refused", (text) => expect(() => parseDuration(text)).toThrow(CliValueError));
+  it.each([
+    [180_000, "3m"],
+    [15_000, "15s"],
+    [5_400_000, "1h30m"],
+    [500, "500ms"],
+    [61_500, "1m1s500ms"],
+    [0, "0s"],
+  ])("formatDuration(%d) = %s, which parseDuration reads back", (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+    expect(parseDuration(text)).toBe(ms);
+  });
 });
 
 describe("integers, ports, lists", () => {

@@ -1,29 +1,32 @@
+import { DaemonError } from "@podidentity/daemon";
+
 /**
- * MIC's error classes. Each has a stable `code`; raw HTTP failures become one of these in exactly one place
- * (arm/compute-client.ts for ARM; the API server's failures are @podidentity/kube's KubeApiError).
+ * MIC's error classes, on @podidentity/daemon's DaemonError: each has a stable namespaced `code` (`mic.*`) for logs
+ * and metrics. Raw HTTP failures become one of these in exactly one place (arm/compute-client.ts for ARM; the API
+ * server's failures are @podidentity/kube's KubeApiError).
  */
 
-/** A reconcile failure that retrying cannot fix (bad input): logged and reported, never retried. */
-export class TerminalError extends Error {
-  readonly code = "TERMINAL";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+/**
+ * A reconcile failure that retrying cannot fix (the API server refused the object itself, e.g. 422 Invalid):
+ * logged, counted as `terminal` in `podidentity_mic_reconcile_total`, and not retried until the key changes.
+ */
+export class TerminalError extends DaemonError {
+  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
+    super(options.code ?? "mic.terminal", message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "TerminalError";
   }
 }
 
 /** This replica does not hold the lease (or just lost it): the write was not attempted. */
-export class NotLeaderError extends Error {
-  readonly code = "NOT_LEADER";
+export class NotLeaderError extends DaemonError {
   constructor(what: string) {
-    super(`not the leader: ${what} skipped (another MIC replica holds the lease)`);
+    super("mic.not_leader", `not the leader: ${what} skipped (another MIC replica holds the lease)`);
     this.name = "NotLeaderError";
   }
 }
 
 /** ARM refused or failed a request or long-running operation. */
-export class ArmRequestError extends Error {
-  readonly code = "ARM_REQUEST_ERROR";
+export class ArmRequestError extends DaemonError {
   constructor(
     message: string,
     readonly fields: {
@@ -39,7 +42,7 @@ export class ArmRequestError extends Error {
     },
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super("mic.arm_refused", message, options);
     this.name = "ArmRequestError";
   }
 
@@ -49,10 +52,9 @@ export class ArmRequestError extends Error {
 }
 
 /** The azure.json / environment configuration cannot be used. */
-export class CloudConfigError extends Error {
-  readonly code = "CLOUD_CONFIG_INVALID";
+export class CloudConfigError extends DaemonError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super("mic.cloud_config_invalid", message, options);
     this.name = "CloudConfigError";
   }
 }

@@ -1,9 +1,9 @@
 export { Mic } from "./mic";
-export { DesiredState } from "./desired-state";
-export type { DesiredAssignment, DesiredStateChange, DesiredStateOptions, NodeObject, PodObject } from "./desired-state";
+export { DesiredState } from "./state/desired-state";
+export type { DesiredAssignment, DesiredStateChange, DesiredStateOptions, NodeObject, PodObject } from "./state/desired-state";
 export type { MicOptions } from "./mic";
-export { DEFAULT_MIC_OPTIONS } from "./config";
-export type { LeaderElectionConfig } from "./config";
+export { DEFAULT_MIC_OPTIONS } from "./runtime/config";
+export type { LeaderElectionConfig } from "./runtime/config";
 export {
   CLOUD_ENDPOINTS,
   cloudConfigFromEnv,
@@ -12,14 +12,14 @@ export {
   parseCloudConfig,
   readCloudConfig,
   ReloadingArmCredential,
-} from "./cloud-config";
-export type { CloudConfig, CloudEndpoints } from "./cloud-config";
+} from "./runtime/cloud-config";
+export type { CloudConfig, CloudEndpoints } from "./runtime/cloud-config";
 export { ArmRequestError, CloudConfigError, NotLeaderError, TerminalError } from "./errors";
 export {
   ADDED_BY_ANNOTATION,
   COMPUTE_RESOURCE_ANNOTATION,
   FINGERPRINT_ANNOTATION,
-} from "./assigned-identity-index";
+} from "./state/assigned-identity-index";
 export { MAX_IDENTITIES_PER_REQUEST, nextIdentityType, planIdentityPatches } from "./arm/identity-delta";
 export type { IdentityDelta, IdentityPatch } from "./arm/identity-delta";
 export { failedIdentityIds } from "./arm/failed-identities";

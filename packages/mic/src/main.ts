@@ -1,10 +1,23 @@
 import { readFileSync } from "node:fs";
 import { loadKubeConfig } from "@podidentity/kube";
-import { forceNamespacedSetting, goStyleArgs, logLegacyFlagNotices, longFlagNames, orUsageError, parseBool, parseCsv, parseDuration, parsePort, takeLegacyFlags } from "@podidentity/daemon";
+import {
+  exitOnStartupError,
+  forceNamespacedSetting,
+  formatDuration,
+  goStyleArgs,
+  logLegacyFlagNotices,
+  longFlagNames,
+  orUsageError,
+  parseBool,
+  parseCsv,
+  parseDuration,
+  parsePort,
+  takeLegacyFlags,
+} from "@podidentity/daemon";
 import { Command, Option } from "commander";
 import { pino, type Logger } from "pino";
-import { ReloadingArmCredential, cloudConfigFromEnv, cloudEndpoints, createArmCredential, readCloudConfig } from "./cloud-config";
-import { DEFAULT_MIC_OPTIONS } from "./config";
+import { ReloadingArmCredential, cloudConfigFromEnv, cloudEndpoints, createArmCredential, readCloudConfig } from "./runtime/cloud-config";
+import { DEFAULT_MIC_OPTIONS } from "./runtime/config";
 import { Mic } from "./mic";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -17,6 +30,7 @@ const stdout = pino.destination({ dest: 1, sync: true });
 
 async function main(): Promise<void> {
   const env = process.env;
+  const D = DEFAULT_MIC_OPTIONS;
   const program = new Command("podidentity-mic")
     .description("Managed Identity Controller: assigns user-assigned identities to nodes' VMs/VMSS for pods with AzureIdentityBindings")
     .version(version, "--version")
@@ -24,17 +38,25 @@ async function main(): Promise<void> {
     .option("--cloudconfig <path>", "azure.json; when absent the env vars CLOUD, TENANT_ID, CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION_ID, RESOURCE_GROUP, VM_TYPE, USE_MSI, USER_ASSIGNED_MSI_CLIENT_ID are used")
     .addOption(new Option("--force-namespaced [bool]", "namespaced matching (also env FORCENAMESPACED)").argParser(parseBool))
     .addOption(new Option("--forceNamespaced [bool]", "alias of --force-namespaced (v1.8)").argParser(parseBool))
-    .option("--immutable-user-msis <clientIds>", "comma-separated client IDs never removed from a VM/VMSS", "")
-    .addOption(new Option("--identity-assignment-reconcile-interval <duration>", "drift repair interval").argParser(parseDuration).default(DEFAULT_MIC_OPTIONS.identityAssignmentReconcileIntervalMs, "3m"))
-    .option("--leader-election-instance <name>", "this replica's identity in the lease", DEFAULT_MIC_OPTIONS.leaderElection.identity)
-    .option("--leader-election-namespace <ns>", "namespace of the Lease", env["MIC_POD_NAMESPACE"] ?? DEFAULT_MIC_OPTIONS.leaderElection.namespace)
-    .option("--leader-election-name <name>", "name of the Lease", DEFAULT_MIC_OPTIONS.leaderElection.name)
-    .addOption(new Option("--leader-election-duration <duration>", "lease duration").argParser(parseDuration).default(DEFAULT_MIC_OPTIONS.leaderElection.leaseDurationMs, "15s"))
-    .option("--http-probe-port <port>", "/healthz and /readyz", parsePort, DEFAULT_MIC_OPTIONS.httpProbePort)
-    .option("--prometheus-port <port>", "/metrics", parsePort, DEFAULT_MIC_OPTIONS.prometheusPort)
+    .option("--immutable-user-msis <clientIds>", "comma-separated client IDs never removed from a VM/VMSS", D.immutableUserMsis.join(","))
+    .addOption(
+      new Option("--identity-assignment-reconcile-interval <duration>", "drift repair interval")
+        .argParser(parseDuration)
+        .default(D.identityAssignmentReconcileIntervalMs, formatDuration(D.identityAssignmentReconcileIntervalMs)),
+    )
+    .option("--leader-election-instance <name>", "this replica's identity in the lease", D.leaderElection.identity)
+    .option("--leader-election-namespace <ns>", "namespace of the Lease", env["MIC_POD_NAMESPACE"] ?? D.leaderElection.namespace)
+    .option("--leader-election-name <name>", "name of the Lease", D.leaderElection.name)
+    .addOption(
+      new Option("--leader-election-duration <duration>", "lease duration (renewal deadline 2/3 of it, retries every 1/7.5)")
+        .argParser(parseDuration)
+        .default(D.leaderElection.leaseDurationMs, formatDuration(D.leaderElection.leaseDurationMs)),
+    )
+    .option("--http-probe-port <port>", "/healthz and /readyz", parsePort, D.httpProbePort)
+    .option("--prometheus-port <port>", "/metrics", parsePort, D.prometheusPort)
     .option("--arm-endpoint <url>", "Azure Resource Manager endpoint (default: the cloud's)")
     .option("--authority-host <url>", "Entra ID authority host (default: the cloud's)")
-    .option("--arm-write-budget <n/perMinute>", "PATCHes per VM/VMSS: burst/refill per minute", "12/4")
+    .option("--arm-write-budget <n/perMinute>", "PATCHes per VM/VMSS: burst/refill per minute", `${D.writeBudget.capacity}/${D.writeBudget.refillPerMinute}`)
     .option("--log-level <level>", "pino log level (default: env LOG_LEVEL, or what klog's -v given by v1.8 manifests maps to, else info)");
   // v1.8 used Go's flag package: one-dash long flags (`-kubeconfig=…`) work, and v1.8's flags MIC has no flag of
   // that name for (klog's, --syncRetryDuration, --createDeleteBatch …) are mapped or ignored with a warning, never
@@ -49,8 +71,7 @@ async function main(): Promise<void> {
   try {
     await run(opts, logger);
   } catch (error) {
-    logger.fatal({ err: (error as Error)?.message ?? String(error) }, "MIC could not start");
-    process.exit(1);
+    exitOnStartupError(logger, error, "MIC could not start");
   }
 }
 
@@ -71,7 +92,6 @@ async function run(opts: Record<string, unknown>, logger: Logger): Promise<void>
   // v1.8: the cluster's own identity is never removed.
   if (cloudConfig.userAssignedIdentityID) immutable.push(cloudConfig.userAssignedIdentityID);
   const [burst, perMinute] = String(opts["armWriteBudget"]).split("/").map(Number);
-  const leaseDurationMs = opts["leaderElectionDuration"] as number;
 
   // The flag, then $KUBECONFIG, in-cluster, ~/.kube/config (a KubeConfigError names the file and field at fault).
   const kubeConfig = loadKubeConfig({ ...(typeof opts["kubeconfig"] === "string" && opts["kubeconfig"] !== "" && { kubeconfigPath: opts["kubeconfig"] }) });
@@ -86,15 +106,15 @@ async function run(opts: Record<string, unknown>, logger: Logger): Promise<void>
     forceNamespaced,
     immutableUserMsis: immutable,
     identityAssignmentReconcileIntervalMs: opts["identityAssignmentReconcileInterval"] as number,
+    // The renewal deadline and retry period follow from the duration (runtime/config.ts).
     leaderElection: {
       identity: String(opts["leaderElectionInstance"]),
       namespace: String(opts["leaderElectionNamespace"]),
       name: String(opts["leaderElectionName"]),
-      leaseDurationMs,
-      renewDeadlineMs: Math.round((leaseDurationMs * 2) / 3),
-      retryPeriodMs: Math.max(500, Math.round(leaseDurationMs / 7.5)),
+      leaseDurationMs: opts["leaderElectionDuration"] as number,
     },
-    writeBudget: { ...DEFAULT_MIC_OPTIONS.writeBudget, capacity: burst || DEFAULT_MIC_OPTIONS.writeBudget.capacity, refillPerMinute: perMinute || DEFAULT_MIC_OPTIONS.writeBudget.refillPerMinute },
+    // A part that is not a number keeps its default (resolveMicConfig fills it in).
+    writeBudget: { ...(burst && { capacity: burst }), ...(perMinute && { refillPerMinute: perMinute }) },
     httpProbePort: opts["httpProbePort"] as number,
     prometheusPort: opts["prometheusPort"] as number,
     logger,
@@ -120,7 +140,6 @@ async function run(opts: Record<string, unknown>, logger: Logger): Promise<void>
 }
 
 main().catch((error: unknown) => {
-  // Only what fails before the logger exists (it logs everything after as JSON).
-  console.error(`podidentity-mic: ${(error as Error)?.message ?? String(error)}`);
-  process.exit(1);
+  // Only what fails before the configured logger exists (e.g. pino refusing --log-level): the same JSON fatal line.
+  exitOnStartupError(pino({ name: "podidentity-mic" }, stdout), error, "MIC could not start");
 });

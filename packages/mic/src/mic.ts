@@ -1,146 +1,187 @@
-import type { TokenCredential } from "@azure/core-auth";
 import {
-  API_GROUP_VERSION,
-  AZURE_ASSIGNED_IDENTITY_NAMES,
-  AZURE_IDENTITY_BINDING_NAMES,
-  AZURE_IDENTITY_NAMES,
-  POD_LABEL,
   canonicalResourceId,
   nameOf,
   namespaceOf,
   normalizeAzureIdentity,
   normalizeAzureIdentityBinding,
   type AzureIdentity,
-  type AzureIdentityBinding,
 } from "@podidentity/api";
-import { Informer, KubeClient, clockFromSleep, type KubeConfig, type KubeObject } from "@podidentity/kube";
+import { KubeClient, type KubeObject } from "@podidentity/kube";
 import { pino, type Logger } from "pino";
-import type { Dispatcher } from "undici";
-import { AssignedIdentityIndex, type IndexedAssignment } from "./assigned-identity-index";
-import { AssignedIdentityReconciler } from "./assigned-identity-reconciler";
-import { AssignmentEngine } from "./assignment-engine";
-import { createAssignmentPlanner } from "./assignment-planner";
 import { ComputeClient } from "./arm/compute-client";
 import { nodeComputeTarget, type ComputeTarget } from "./arm/compute-target";
-import { WriteBudget, type WriteBudgetOptions } from "./arm/write-budget";
+import { WriteBudget } from "./arm/write-budget";
+import { AddedByRecord } from "./assignment/added-by-record";
+import { AssignmentEngine } from "./assignment/assignment-engine";
+import { createAssignmentPlanner } from "./assignment/assignment-planner";
+import { DriftRepair } from "./assignment/drift-repair";
 import { systemClock, type Clock } from "./clock";
-import { DEFAULT_MIC_OPTIONS, type LeaderElectionConfig } from "./config";
-import { DesiredState, type NodeObject, type PodObject } from "./desired-state";
-import { DriftRepair } from "./drift-repair";
-import { EventRecorder } from "./event-recorder";
 import { TerminalError, describe } from "./errors";
-import { LeaderElector } from "./leader-election";
-import { MicMetrics } from "./metrics";
-import { ProblemReporter } from "./problem-reporter";
-import { projectAssignedIdentity, projectNode, projectPod } from "./projections";
-import { startMetricsServer, startProbeServer, type RunningHttpServer } from "./probes";
-import { StatusWriter } from "./status-writer";
-import { WorkQueue } from "./work-queue";
+import { AssignedIdentityReconciler } from "./reconcile/assigned-identity-reconciler";
+import { StatusWriter } from "./reconcile/status-writer";
+import { WorkQueue } from "./reconcile/work-queue";
+import { resolveMicConfig, type MicConfig, type MicOptions } from "./runtime/config";
+import { EventRecorder } from "./runtime/event-recorder";
+import { LeaderElector } from "./runtime/leader-election";
+import { Leadership } from "./runtime/leadership";
+import { MicMetrics } from "./runtime/metrics";
+import { ProblemReporter } from "./runtime/problem-reporter";
+import { startMetricsServer, startProbeServer, type RunningHttpServer } from "./runtime/probes";
+import { AssignedIdentityIndex, type IndexedAssignment } from "./state/assigned-identity-index";
+import { AssignedIdentityWriter } from "./state/assigned-identity-writer";
+import { DesiredState, type NodeObject } from "./state/desired-state";
+import { createMicInformers, type MicInformers } from "./state/informers";
 
-export interface MicOptions {
-  kubeConfig: KubeConfig;
-  credential: TokenCredential;
-  armEndpoint?: string;
-  armScope?: string;
-  /** undici dispatcher for ARM (e.g. one trusting an emulator's CA). */
-  armDispatcher?: Dispatcher;
-  /** For nodes without an Azure providerID: VMs are then addressed by node name here (v1.8's rule). */
-  subscriptionId?: string;
-  resourceGroup?: string;
-  forceNamespaced?: boolean;
-  immutableUserMsis?: readonly string[];
-  identityAssignmentReconcileIntervalMs?: number;
-  leaderElection?: Partial<LeaderElectionConfig>;
-  /** Ports for /healthz+/readyz and /metrics; undefined: not served. 0: any free port. */
-  httpProbePort?: number;
-  prometheusPort?: number;
-  probeHost?: string;
-  writeBudget?: WriteBudgetOptions;
-  batchWindowMs?: number;
-  /** While changes keep arriving: further waits of this long before the first PATCH, at most batchMaxWaitMs in all. */
-  batchQuietMs?: number;
-  batchMaxWaitMs?: number;
-  stateTtlMs?: number;
-  identityBackoffInitialMs?: number;
-  identityBackoffMaxMs?: number;
-  targetBackoffInitialMs?: number;
-  targetBackoffMaxMs?: number;
-  reconcileConcurrency?: number;
-  pollIntervalMs?: number;
-  lroPollIntervalMs?: number;
-  clock?: Clock;
-  logger?: Logger;
-  /** Node.js default metrics (process CPU, memory) in /metrics; on in main.ts. */
-  defaultMetrics?: boolean;
-}
-
-interface Term {
-  signal: AbortSignal;
-  engine: AssignmentEngine;
-  drift: DriftRepair;
-}
-
-const crdPath = (plural: string): string => `/apis/${API_GROUP_VERSION}/${plural}`;
-const ABORTED = AbortSignal.abort(new Error("not the leader"));
+export type { MicOptions } from "./runtime/config";
 
 /**
- * The Managed Identity Controller: informers on pods, nodes, identities, bindings and assigned identities feed
- * DesiredState and the AssignedIdentityIndex; while this replica leads, a work queue runs the
- * AssignedIdentityReconciler and an AssignmentEngine per VM/VMSS talks to ARM; DriftRepair re-checks ARM every
- * interval. Start it in-process with a KubeConfig, an ARM endpoint and a credential.
+ * The Managed Identity Controller, and where its parts are put together (src/README.md draws the data flow):
+ * informers feed DesiredState and the AssignedIdentityIndex (state/); while this replica leads, a work queue runs
+ * the AssignedIdentityReconciler (reconcile/), which asks the AssignmentEngine (assignment/) to bring a VM/VMSS in
+ * line through ARM (arm/); DriftRepair re-checks ARM every interval. Every part is built here, in the constructor,
+ * from one resolved configuration; start() only starts them.
  */
 export class Mic {
   readonly metrics: MicMetrics;
   readonly logger: Logger;
   readonly desired: DesiredState;
   readonly index: AssignedIdentityIndex;
-  readonly #o: MicOptions;
-  readonly #clock: Clock;
+  readonly #config: MicConfig;
   readonly #immutable: Set<string>;
-  readonly #leader: Required<LeaderElectionConfig>;
-  #client: KubeClient | undefined;
-  #informers: Array<Informer<KubeObject, unknown>> = [];
-  #assignedInformer: Informer<KubeObject> | undefined;
-  #identityInformer: Informer<KubeObject & AzureIdentity> | undefined;
-  #bindingInformer: Informer<KubeObject & AzureIdentityBinding> | undefined;
-  #queue: WorkQueue | undefined;
-  #reconciler: AssignedIdentityReconciler | undefined;
-  #events: EventRecorder | undefined;
-  #problems: ProblemReporter | undefined;
-  #status: StatusWriter | undefined;
-  #compute: ComputeClient | undefined;
-  #elector: LeaderElector | undefined;
-  #term: Term | undefined;
-  #termAbort: AbortController | undefined;
-  #servers: RunningHttpServer[] = [];
+  readonly #client: KubeClient;
+  readonly #informers: MicInformers;
+  readonly #leadership = new Leadership();
+  /** Leadership when leader election is off: this replica leads from start() to stop(). */
+  readonly #alwaysLeader = new AbortController();
+  readonly #elector: LeaderElector | undefined;
+  readonly #queue: WorkQueue;
+  readonly #events: EventRecorder;
+  readonly #problems: ProblemReporter;
+  readonly #status: StatusWriter;
+  readonly #compute: ComputeClient;
+  readonly #engine: AssignmentEngine;
+  readonly #drift: DriftRepair;
+  readonly #reconciler: AssignedIdentityReconciler;
+  readonly #servers: RunningHttpServer[] = [];
   #probeUrl: string | undefined;
   #metricsUrl: string | undefined;
   #ready = false;
   #stopped = false;
+  /** A term's work (queue, status writer) is running: set by #startLeading, cleared by #stopLeading. */
+  #leading = false;
   readonly #legacyByNode = new Map<string, Set<string>>();
   /** Each AzureIdentity's spec, labels and annotations as last seen: status writes (availableReplicas) are not edits. */
   readonly #identityEdits = new Map<string, string>();
 
   constructor(options: MicOptions) {
-    if (!options.kubeConfig) throw new TypeError("Mic: kubeConfig is required");
-    if (!options.credential) throw new TypeError("Mic: credential is required (see createArmCredential)");
-    const interval = options.identityAssignmentReconcileIntervalMs ?? DEFAULT_MIC_OPTIONS.identityAssignmentReconcileIntervalMs;
-    if (!(interval > 0)) throw new RangeError(`Mic: identityAssignmentReconcileIntervalMs must be > 0, got ${interval}`);
-    this.#o = options;
-    this.#clock = options.clock ?? systemClock;
-    this.logger = options.logger ?? pino({ name: "podidentity-mic" });
-    this.#immutable = new Set((options.immutableUserMsis ?? DEFAULT_MIC_OPTIONS.immutableUserMsis).map((id) => id.trim().toLowerCase()).filter(Boolean));
-    this.#leader = { ...DEFAULT_MIC_OPTIONS.leaderElection, ...options.leaderElection };
+    const config = resolveMicConfig(options);
+    this.#config = config;
+    const clock: Clock = options.clock ?? systemClock;
+    const logger = (this.logger = options.logger ?? pino({ name: "podidentity-mic" }));
+    const leadership = this.#leadership;
+    this.#immutable = new Set(config.immutableUserMsis);
+    const isImmutable = (id: string | null | undefined): boolean => this.isImmutable(id);
+
+    // state/: what MIC knows of the cluster.
     this.desired = new DesiredState({
-      forceNamespaced: options.forceNamespaced ?? DEFAULT_MIC_OPTIONS.forceNamespaced,
-      nodeTarget: (node) => nodeComputeTarget(node, { subscriptionId: options.subscriptionId, resourceGroup: options.resourceGroup }),
+      forceNamespaced: config.forceNamespaced,
+      nodeTarget: (node) => nodeComputeTarget(node, { subscriptionId: config.subscriptionId, resourceGroup: config.resourceGroup }),
     });
     this.index = new AssignedIdentityIndex((nodeName) => this.desired.nodeTarget(nodeName));
-    this.metrics = new MicMetrics({ defaultMetrics: options.defaultMetrics, pending: () => this.pendingAssignments() });
+    this.metrics = new MicMetrics({ defaultMetrics: config.defaultMetrics, pending: () => this.pendingAssignments() });
+    const client = (this.#client = new KubeClient(config.kubeConfig, { userAgent: "podidentity-mic" }));
+    const informers = (this.#informers = createMicInformers(client, { clock, logger }));
+    const writer = new AssignedIdentityWriter({ client, index: this.index, cache: informers.assigned, leadership });
+
+    // runtime/: the work queue's results become metrics; a terminal error is not retried.
+    const queue = (this.#queue = new WorkQueue({
+      concurrency: config.reconcileConcurrency,
+      clock,
+      isTerminal: (error) => error instanceof TerminalError,
+      onRun: (_key, outcome, durationMs, queuedMs) => {
+        this.metrics.reconcileTotal.inc({ result: outcome });
+        this.metrics.reconcileDuration.observe(durationMs / 1000);
+        this.metrics.queueLatency.observe(queuedMs / 1000);
+      },
+    }));
+    this.#events = new EventRecorder(client, { clock, logger, canWrite: () => leadership.isLeader, instance: config.leaderElection.identity, defer: () => queue.busy });
+    this.#problems = new ProblemReporter(this.#events);
+    this.#elector = config.leaderElection.enabled
+      ? new LeaderElector(client, { ...config.leaderElection, clock, logger }, { onStartedLeading: (signal) => this.#startLeading(signal), onStoppedLeading: () => void this.#stopLeading() })
+      : undefined;
+
+    // assignment/ and arm/: one loop per VM/VMSS; the planner reads state/ and writes the added-by record first.
+    this.#compute = new ComputeClient({
+      endpoint: config.armEndpoint,
+      scope: config.armScope,
+      credential: config.credential,
+      clock,
+      logger,
+      writeBudget: new WriteBudget(config.writeBudget, clock),
+      observer: this.metrics,
+      lroPollIntervalMs: config.lroPollIntervalMs,
+      ...(config.armDispatcher && { dispatcher: config.armDispatcher }),
+    });
+    const record = new AddedByRecord(this.index, writer);
+    this.#engine = new AssignmentEngine({
+      compute: this.#compute,
+      planner: createAssignmentPlanner({
+        desired: this.desired,
+        index: this.index,
+        record,
+        isImmutable,
+        wake: (key) => queue.add(key),
+        clientIdMismatch: (m) => this.#problems.clientIdMismatch(m),
+      }),
+      clock,
+      logger,
+      leadership,
+      batchWindowMs: config.batchWindowMs,
+      batchQuietMs: config.batchQuietMs,
+      batchMaxWaitMs: config.batchMaxWaitMs,
+      stateTtlMs: config.stateTtlMs,
+      identityBackoffInitialMs: config.identityBackoffInitialMs,
+      identityBackoffMaxMs: config.identityBackoffMaxMs,
+      targetBackoffInitialMs: config.targetBackoffInitialMs,
+      targetBackoffMaxMs: config.targetBackoffMaxMs,
+      onSyncDone: (_target, outcome, ms) => this.metrics.syncDuration.observe({ result: outcome }, ms / 1000),
+    });
+    this.#drift = new DriftRepair({
+      intervalMs: config.identityAssignmentReconcileIntervalMs,
+      clock,
+      logger,
+      targets: () => this.#targets(),
+      refresh: (target) => this.#engine.request(target, { refresh: true }),
+    });
+
+    // reconcile/: one AzureAssignedIdentity at a time, and the identities' and bindings' status.
+    this.#reconciler = new AssignedIdentityReconciler({
+      desired: this.desired,
+      index: this.index,
+      engine: this.#engine,
+      writer,
+      record,
+      events: this.#events,
+      clock,
+      logger,
+      isImmutable,
+      onAssigned: (seconds) => this.metrics.timeToAssigned.observe(seconds),
+      pollIntervalMs: config.pollIntervalMs,
+    });
+    this.#status = new StatusWriter(client, {
+      clock,
+      logger,
+      index: this.index,
+      canWrite: () => leadership.isLeader,
+      signal: () => leadership.signal,
+      identities: () => informers.identities.store,
+      bindings: () => informers.bindings.store,
+    });
+    this.#wireInformers();
   }
 
   get isLeader(): boolean {
-    return this.#term !== undefined && !this.#term.signal.aborted;
+    return this.#leadership.isLeader;
   }
 
   get ready(): boolean {
@@ -168,183 +209,112 @@ export class Mic {
 
   /** Starts informers, probes and leader election; resolves once the informers have synced. */
   async start(): Promise<void> {
-    const o = this.#o;
-    const client = new KubeClient(o.kubeConfig, { userAgent: "podidentity-mic" });
-    this.#client = client;
-    const clock = this.#clock;
-    const logger = this.logger;
-    const budget = new WriteBudget(o.writeBudget ?? DEFAULT_MIC_OPTIONS.writeBudget, clock);
-    this.#compute = new ComputeClient({
-      endpoint: o.armEndpoint ?? DEFAULT_MIC_OPTIONS.armEndpoint,
-      scope: o.armScope ?? DEFAULT_MIC_OPTIONS.armScope,
-      credential: o.credential,
-      clock,
-      logger,
-      writeBudget: budget,
-      observer: this.metrics,
-      lroPollIntervalMs: o.lroPollIntervalMs ?? DEFAULT_MIC_OPTIONS.lroPollIntervalMs,
-      ...(o.armDispatcher && { dispatcher: o.armDispatcher }),
-    });
-    this.#events = new EventRecorder(client, { clock, logger, canWrite: () => this.isLeader, instance: this.#leader.identity, defer: () => this.#queue?.busy ?? false });
-    this.#problems = new ProblemReporter(this.#events);
-    this.#queue = new WorkQueue({
-      concurrency: o.reconcileConcurrency ?? DEFAULT_MIC_OPTIONS.reconcileConcurrency,
-      clock,
-      onRun: (key, outcome, durationMs, queuedMs, error) => {
-        this.metrics.reconcileTotal.inc({ result: outcome });
-        this.metrics.reconcileDuration.observe(durationMs / 1000);
-        this.metrics.queueLatency.observe(queuedMs / 1000);
-        if (error) logger.warn({ key, err: describe(error) }, "reconcile failed; retrying with backoff");
-      },
-    });
-    this.#reconciler = new AssignedIdentityReconciler({
-      client,
-      desired: this.desired,
-      index: this.index,
-      engine: () => this.#term?.engine,
-      writer: {
-        applyLocal: (object) => this.#assignedInformer?.applyLocal(object as never),
-        applyLocalDelete: (key) => this.#assignedInformer?.applyLocalDelete(key),
-      },
-      events: this.#events,
-      clock,
-      logger,
-      signal: () => this.#term?.signal ?? ABORTED,
-      isImmutable: (id) => this.isImmutable(id),
-      onAssigned: (seconds) => this.metrics.timeToAssigned.observe(seconds),
-      pollIntervalMs: o.pollIntervalMs ?? DEFAULT_MIC_OPTIONS.pollIntervalMs,
-    });
-    this.#status = new StatusWriter(client, {
-      clock,
-      logger,
-      index: this.index,
-      canWrite: () => this.isLeader,
-      signal: () => this.#term?.signal ?? ABORTED,
-      identities: () => this.#identityInformer?.store ?? new Map(),
-      bindings: () => this.#bindingInformer?.store ?? new Map(),
-    });
+    const config = this.#config;
+    const informers = Object.values(this.#informers) as Array<MicInformers[keyof MicInformers]>;
+    for (const informer of informers) informer.start();
 
-    this.desired.onChange((change) => {
-      for (const key of change.keys) this.#queue?.add(key);
-      this.#problems?.skipped(change.skipped);
-    });
-
-    // The informers back off on MIC's clock; their failures are logged here (the informer itself never prints).
-    const informerClock = clockFromSleep(clock);
-    const informer = <T extends KubeObject, P = T>(path: string, labelSelector?: string, project?: (object: T) => P): Informer<T, P> =>
-      new Informer<T, P>(client, {
-        path,
-        ...(labelSelector !== undefined && { labelSelector }),
-        // What the store keeps of each object (projections.ts): the memory lever.
-        ...(project !== undefined && { project }),
-        clock: informerClock,
-        onError: (error, retryInMs) =>
-          logger.warn({ err: describe(error), path, retryInMs }, retryInMs === undefined ? "an informer handler failed" : "list/watch failed; retrying"),
-      });
-    const pods = informer<KubeObject & PodObject, PodObject>("/api/v1/pods", POD_LABEL, projectPod);
-    pods.addHandlers({ add: (p) => this.desired.upsertPod(p), update: (p) => this.desired.upsertPod(p), delete: (p) => this.desired.deletePod(p) });
-    const nodes = informer<KubeObject & NodeObject, NodeObject>("/api/v1/nodes", undefined, projectNode);
-    const onNode = (n: NodeObject): void => {
-      this.desired.upsertNode(n);
-      for (const key of this.#legacyByNode.get(nameOf(n)) ?? []) {
-        const raw = this.#assignedInformer?.store.get(key);
-        if (raw) this.#indexAssigned(raw);
-      }
-    };
-    nodes.addHandlers({ add: onNode, update: onNode, delete: (n) => this.desired.deleteNode(n) });
-    this.#identityInformer = informer<KubeObject & AzureIdentity>(crdPath(AZURE_IDENTITY_NAMES.plural));
-    const onIdentity = (raw: KubeObject): void => {
-      const n = normalizeAzureIdentity(raw);
-      this.#problems?.invalid("AzureIdentity", n);
-      this.desired.upsertIdentity(n.object);
-      this.#identityEdited(n.object);
-    };
-    this.#identityInformer.addHandlers({
-      add: onIdentity,
-      update: onIdentity,
-      delete: (raw) => {
-        const identity = normalizeAzureIdentity(raw).object;
-        this.#identityEdits.delete(`${namespaceOf(identity)}/${nameOf(identity)}`);
-        this.desired.deleteIdentity(identity);
-      },
-    });
-    this.#bindingInformer = informer<KubeObject & AzureIdentityBinding>(crdPath(AZURE_IDENTITY_BINDING_NAMES.plural));
-    const onBinding = (raw: KubeObject): void => {
-      const n = normalizeAzureIdentityBinding(raw);
-      this.#problems?.invalid("AzureIdentityBinding", n);
-      this.desired.upsertBinding(n.object);
-    };
-    this.#bindingInformer.addHandlers({ add: onBinding, update: onBinding, delete: (raw) => this.desired.deleteBinding(normalizeAzureIdentityBinding(raw).object) });
-    this.#assignedInformer = informer<KubeObject>(crdPath(AZURE_ASSIGNED_IDENTITY_NAMES.plural), undefined, projectAssignedIdentity);
-    this.#assignedInformer.addHandlers({
-      add: (raw) => this.#indexAssigned(raw),
-      update: (raw) => this.#indexAssigned(raw),
-      delete: (raw) => {
-        const key = `${namespaceOf(raw)}/${nameOf(raw)}`;
-        const old = this.index.delete(key);
-        if (old) this.#assignedChanged(old);
-        this.#queue?.add(key);
-      },
-    });
-    this.#informers = [pods, nodes, this.#identityInformer, this.#bindingInformer, this.#assignedInformer] as Array<Informer<KubeObject, unknown>>;
-    for (const informer of this.#informers) informer.start();
-
-    if (o.httpProbePort !== undefined) {
-      const server = await startProbeServer({ ready: () => this.#ready, live: () => !this.#stopped, isLeader: () => this.isLeader, notReadyReason: () => this.#elector?.problem }, o.httpProbePort, o.probeHost);
+    if (config.httpProbePort !== undefined) {
+      const server = await startProbeServer({ ready: () => this.#ready, live: () => !this.#stopped, isLeader: () => this.isLeader, notReadyReason: () => this.#elector?.problem }, config.httpProbePort, config.probeHost);
       this.#servers.push(server);
       this.#probeUrl = server.url;
     }
-    if (o.prometheusPort !== undefined) {
-      const server = await startMetricsServer(this.metrics.registry, o.prometheusPort, o.probeHost);
+    if (config.prometheusPort !== undefined) {
+      const server = await startMetricsServer(this.metrics.registry, config.prometheusPort, config.probeHost);
       this.#servers.push(server);
       this.#metricsUrl = server.url;
     }
 
-    await Promise.all(this.#informers.map((i) => i.synced));
+    await Promise.all(informers.map((i) => i.synced));
     // Objects listed before their nodes: resolve their VM/VMSS now that every informer has synced.
-    for (const raw of this.#assignedInformer.store.values()) this.#indexAssigned(raw);
+    for (const raw of this.#informers.assigned.store.values()) this.#indexAssigned(raw);
     this.#ready = true;
-    logger.info({ assignments: this.index.size, desired: this.desired.size }, "informers synced");
+    this.logger.info({ assignments: this.index.size, desired: this.desired.size }, "informers synced");
 
-    if (this.#leader.enabled) {
-      this.#elector = new LeaderElector(
-        client,
-        { ...this.#leader, clock, logger },
-        { onStartedLeading: (signal) => this.#startLeading(signal), onStoppedLeading: () => void this.#stopLeading() },
-      );
-      this.#elector.start();
-    } else {
-      this.#termAbort = new AbortController();
-      this.#startLeading(this.#termAbort.signal);
-    }
+    if (this.#elector) this.#elector.start();
+    else this.#startLeading(this.#alwaysLeader.signal);
   }
 
   /** Stops writing at once, releases the lease, stops informers and servers. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#termAbort?.abort(new Error("stopping"));
+    this.#alwaysLeader.abort(new Error("stopping"));
     await this.#elector?.stop();
     await this.#stopLeading();
-    await Promise.all(this.#informers.map((i) => i.stop()));
+    await Promise.all(Object.values(this.#informers).map((i: MicInformers[keyof MicInformers]) => i.stop()));
     await Promise.all(this.#servers.map((s) => s.close()));
-    await this.#client?.close();
+    await this.#client.close();
     this.#ready = false;
   }
 
   /** True when nothing is being reconciled or sent to ARM right now (tests wait for this). */
   get quiescent(): boolean {
-    return !(this.#queue?.busy ?? false) && (this.#term?.engine.busyTargets() ?? 0) === 0;
+    return !this.#queue.busy && this.#engine.busyTargets() === 0;
+  }
+
+  /** Reconciles waiting in the queue, ready or delayed (a retry's backoff, a requeue) — tests assert on it. */
+  get queuedReconciles(): number {
+    return this.#queue.length;
   }
 
   /** Runs one drift-repair pass now (tests; the interval runs it otherwise). */
   driftRepairNow(): number {
-    return this.#term?.drift.pass() ?? 0;
+    return this.isLeader ? this.#drift.pass() : 0;
   }
 
   /** Waits for queued Kubernetes Events to be written (tests). */
   async flushEvents(): Promise<void> {
-    await this.#events?.flush();
+    await this.#events.flush();
+  }
+
+  /** Informer events → state/ (and the queue). The informers themselves are built in state/informers.ts. */
+  #wireInformers(): void {
+    const { pods, nodes, identities, bindings, assigned } = this.#informers;
+    const desired = this.desired;
+    desired.onChange((change) => {
+      for (const key of change.keys) this.#queue.add(key);
+      this.#problems.skipped(change.skipped);
+    });
+    pods.addHandlers({ add: (p) => desired.upsertPod(p), update: (p) => desired.upsertPod(p), delete: (p) => desired.deletePod(p) });
+    const onNode = (n: NodeObject): void => {
+      desired.upsertNode(n);
+      for (const key of this.#legacyByNode.get(nameOf(n)) ?? []) {
+        const raw = assigned.store.get(key);
+        if (raw) this.#indexAssigned(raw);
+      }
+    };
+    nodes.addHandlers({ add: onNode, update: onNode, delete: (n) => desired.deleteNode(n) });
+    const onIdentity = (raw: KubeObject): void => {
+      const n = normalizeAzureIdentity(raw);
+      this.#problems.invalid("AzureIdentity", n);
+      desired.upsertIdentity(n.object);
+      this.#identityEdited(n.object);
+    };
+    identities.addHandlers({
+      add: onIdentity,
+      update: onIdentity,
+      delete: (raw) => {
+        const identity = normalizeAzureIdentity(raw).object;
+        this.#identityEdits.delete(`${namespaceOf(identity)}/${nameOf(identity)}`);
+        desired.deleteIdentity(identity);
+      },
+    });
+    const onBinding = (raw: KubeObject): void => {
+      const n = normalizeAzureIdentityBinding(raw);
+      this.#problems.invalid("AzureIdentityBinding", n);
+      desired.upsertBinding(n.object);
+    };
+    bindings.addHandlers({ add: onBinding, update: onBinding, delete: (raw) => desired.deleteBinding(normalizeAzureIdentityBinding(raw).object) });
+    assigned.addHandlers({
+      add: (raw) => this.#indexAssigned(raw),
+      update: (raw) => this.#indexAssigned(raw),
+      delete: (raw) => {
+        const key = `${namespaceOf(raw)}/${nameOf(raw)}`;
+        const old = this.index.delete(key);
+        if (old) this.#assignedChanged(old);
+        this.#queue.add(key);
+      },
+    });
   }
 
   #indexAssigned(raw: unknown): void {
@@ -356,7 +326,7 @@ export class Mic {
       set.add(item.key);
     }
     this.#assignedChanged(item);
-    this.#queue?.add(item.key);
+    this.#queue.add(item.key);
   }
 
   /**
@@ -370,15 +340,14 @@ export class Mic {
     if (this.#identityEdits.get(key) === edit) return;
     this.#identityEdits.set(key, edit);
     const resourceId = identity.spec.resourceID;
-    const engine = this.#term?.engine;
-    if (!engine || !resourceId) return;
-    const retried = engine.retryNow(canonicalResourceId(resourceId));
+    if (!this.isLeader || !resourceId) return;
+    const retried = this.#engine.retryNow(canonicalResourceId(resourceId));
     if (retried > 0) this.logger.info({ identity: key, targets: retried }, "AzureIdentity changed: retrying its failed assignments now");
   }
 
   #assignedChanged(item: IndexedAssignment): void {
-    if (item.identityKey) this.#status?.enqueue("identity", item.identityKey);
-    if (item.bindingKey) this.#status?.enqueue("binding", item.bindingKey);
+    if (item.identityKey) this.#status.enqueue("identity", item.identityKey);
+    if (item.bindingKey) this.#status.enqueue("binding", item.bindingKey);
   }
 
   #targets(): ComputeTarget[] {
@@ -390,75 +359,31 @@ export class Mic {
 
   #startLeading(signal: AbortSignal): void {
     if (this.#stopped) return;
-    const o = this.#o;
+    this.#leading = true;
+    this.#leadership.begin(signal);
     this.metrics.leader.set(1);
     this.metrics.leaderTransitions.inc();
-    const engine = new AssignmentEngine({
-      compute: this.#compute!,
-      planner: createAssignmentPlanner({
-        desired: this.desired,
-        index: this.index,
-        isImmutable: (id) => this.isImmutable(id),
-        recordAdding: (target, ids) => this.#reconciler!.recordAdding(target, ids),
-        wake: (key) => this.#queue?.add(key),
-        clientIdMismatch: (m) => this.#problems?.clientIdMismatch(m),
-      }),
-      clock: this.#clock,
-      logger: this.logger,
-      signal,
-      batchWindowMs: o.batchWindowMs ?? DEFAULT_MIC_OPTIONS.batchWindowMs,
-      batchQuietMs: o.batchQuietMs ?? DEFAULT_MIC_OPTIONS.batchQuietMs,
-      batchMaxWaitMs: o.batchMaxWaitMs ?? DEFAULT_MIC_OPTIONS.batchMaxWaitMs,
-      stateTtlMs: o.stateTtlMs ?? DEFAULT_MIC_OPTIONS.stateTtlMs,
-      identityBackoffInitialMs: o.identityBackoffInitialMs ?? DEFAULT_MIC_OPTIONS.identityBackoffInitialMs,
-      identityBackoffMaxMs: o.identityBackoffMaxMs ?? DEFAULT_MIC_OPTIONS.identityBackoffMaxMs,
-      targetBackoffInitialMs: o.targetBackoffInitialMs ?? DEFAULT_MIC_OPTIONS.targetBackoffInitialMs,
-      targetBackoffMaxMs: o.targetBackoffMaxMs ?? DEFAULT_MIC_OPTIONS.targetBackoffMaxMs,
-      onSyncDone: (_target, outcome, ms) => this.metrics.syncDuration.observe({ result: outcome }, ms / 1000),
-    });
-    const drift = new DriftRepair({
-      intervalMs: o.identityAssignmentReconcileIntervalMs ?? DEFAULT_MIC_OPTIONS.identityAssignmentReconcileIntervalMs,
-      clock: this.#clock,
-      logger: this.logger,
-      signal,
-      targets: () => this.#targets(),
-      refresh: (target) => engine.request(target, { refresh: true }),
-    });
-    this.#term = { signal, engine, drift };
+    this.#engine.reset();
+    this.#reconciler.reset();
     // Fetch the ARM token now, not on the first assignment's critical path.
-    this.#compute!.warmUp(signal).catch((error: unknown) => this.logger.warn({ err: describe(error) }, "could not get an ARM token yet"));
-    this.#reconciler!.reset();
-    const queue = this.#queue!;
-    queue.start(async (key) => {
-      try {
-        return await this.#reconciler!.reconcile(key);
-      } catch (error) {
-        if (error instanceof TerminalError) {
-          this.logger.error({ key, err: describe(error) }, "reconcile cannot succeed; not retrying");
-          return;
-        }
-        throw error;
-      }
-    });
+    this.#compute.warmUp(signal).catch((error: unknown) => this.logger.warn({ err: describe(error) }, "could not get an ARM token yet"));
+    const queue = this.#queue;
+    queue.start((key) => this.#reconciler.reconcile(key));
     for (const key of new Set([...this.desired.keys(), ...this.index.keys()])) queue.add(key);
-    for (const kind of ["identity", "binding"] as const) this.#status?.enqueueAll(kind);
-    this.#status?.start();
-    drift.start();
-    this.#problems?.reportAll(
-      this.#identityInformer?.store.values() ?? [],
-      this.#bindingInformer?.store.values() ?? [],
-      this.desired.allSkipped(),
-      { identity: normalizeAzureIdentity, binding: normalizeAzureIdentityBinding },
-    );
+    for (const kind of ["identity", "binding"] as const) this.#status.enqueueAll(kind);
+    this.#status.start();
+    this.#drift.start(signal);
+    const { identities, bindings } = this.#informers;
+    this.#problems.reportAll(identities.store.values(), bindings.store.values(), this.desired.allSkipped(), { identity: normalizeAzureIdentity, binding: normalizeAzureIdentityBinding });
     this.logger.info({ assignments: this.index.size, desired: this.desired.size }, "leading: reconciling");
   }
 
   async #stopLeading(): Promise<void> {
-    if (!this.#term) return;
-    this.#term = undefined;
+    if (!this.#leading) return;
+    this.#leading = false;
+    this.#leadership.end();
     this.metrics.leader.set(0);
-    await this.#queue?.stop();
-    await this.#status?.stop();
+    await this.#queue.stop();
+    await this.#status.stop();
   }
 }
-

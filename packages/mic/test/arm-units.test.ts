@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { failedIdentityIds, nextIdentityType, nodeComputeTarget, planIdentityPatches, WriteBudget } from "../src/index";
 import { retryAfterMs } from "../src/arm/retry-after";
-import { cloudConfigFromEnv, createArmCredential, parseCloudConfig } from "../src/cloud-config";
+import { cloudConfigFromEnv, createArmCredential, parseCloudConfig } from "../src/runtime/cloud-config";
 import { CloudConfigError } from "../src/errors";
 
 const id = (n: number | string): string => `/subscriptions/s/resourcegroups/rg/providers/microsoft.managedidentity/userassignedidentities/id-${n}`;

@@ -67,7 +67,12 @@ describe("podidentity-mic with aad-pod-identity v1.8's arguments", { timeout: 12
     ]);
     expect(noticed(lines, "aad-pod-identity v1.8 flag mapped")).toEqual(["--log-format", "-v"]);
     for (const l of lines.filter((x) => x["msg"] === "aad-pod-identity v1.8 flag ignored")) expect(String(l["reason"]).length, String(l["flag"])).toBeGreaterThan(20);
-    expect(lines.at(-1)).toMatchObject({ level: 60, msg: "MIC could not start", err: expect.stringContaining("/nonexistent/azure.json") });
+    expect(lines.at(-1)).toMatchObject({ level: 60, msg: "MIC could not start", err: expect.stringContaining("/nonexistent/azure.json"), code: "mic.cloud_config_invalid" });
+  });
+
+  it("a failure before the logger is configured (pino refuses the level) is the same JSON fatal line", async () => {
+    const lines = await startWith(["--log-level=loud"]);
+    expect(lines).toEqual([expect.objectContaining({ level: 60, name: "podidentity-mic", msg: "MIC could not start", err: expect.stringContaining("loud") })]);
   });
 
   it("v1.8's deploy/infra arguments and Go's one-dash spellings (-kubeconfig, -forceNamespaced)", async () => {

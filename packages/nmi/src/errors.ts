@@ -1,3 +1,5 @@
+import { DaemonError } from "@podidentity/daemon";
+
 /**
  * NMI's own refusals, as docs/contract.md's Errors table: each has an HTTP status, an IMDS-shaped `error` code and, for 503s,
  * a Retry-After. Messages name what to check and never contain a token or secret.
@@ -39,25 +41,36 @@ export interface NmiErrorOptions {
   headers?: Record<string, string>;
 }
 
-export class NmiError extends Error {
+/**
+ * A refusal NMI answers itself. `wireCode` is the answer's IMDS `error` (docs/contract.md's Errors table: the
+ * contract, never changed); `code` is the namespaced DaemonError code for logs (`podidentity_no_binding` →
+ * `nmi.no_binding`).
+ */
+export class NmiError extends DaemonError {
   readonly statusCode: number;
-  readonly code: string;
+  readonly wireCode: string;
   readonly retryAfterSeconds: number | undefined;
   readonly headers: Record<string, string>;
 
-  constructor(statusCode: number, code: string, message: string, options: NmiErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+  constructor(statusCode: number, wireCode: string, message: string, options: NmiErrorOptions = {}) {
+    super(nmiLogCode(wireCode), message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "NmiError";
     this.statusCode = statusCode;
-    this.code = code;
+    this.wireCode = wireCode;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.headers = options.headers ?? {};
   }
 
   /** The IMDS-shaped body. */
   toJSON(): { error: string; error_description: string } {
-    return { error: this.code, error_description: this.message };
+    return { error: this.wireCode, error_description: this.message };
   }
+}
+
+/** The namespaced log code of a wire code: `nmi.` and the code without its `podidentity_` prefix. */
+export function nmiLogCode(wireCode: string): string {
+  const what = wireCode.replace(/^podidentity_/, "").toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
+  return `nmi.${what === "" ? "error" : what}`;
 }
 
 /**

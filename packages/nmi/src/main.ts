@@ -1,4 +1,4 @@
-import { logLegacyFlagNotices } from "@podidentity/daemon";
+import { errorLogFields, exitOnStartupError, logLegacyFlagNotices } from "@podidentity/daemon";
 import pino from "pino";
 import { isCleanupCommand, parseCleanupOptions, parseCliOptions } from "./cli-options";
 import { execRunner } from "./interception/command-runner";
@@ -23,7 +23,7 @@ async function cleanup(): Promise<void> {
     logger.info({ backends: report.backends, removed: report.removed }, report.removed.length > 0 ? "NMI's iptables rules removed" : "no NMI iptables rules on this node: nothing to remove");
     process.exit(0);
   } catch (error) {
-    logger.error({ err: (error as Error).message, code: (error as { code?: string }).code }, "cleanup failed: NMI's iptables rules may still be on this node");
+    logger.error(errorLogFields(error), "cleanup failed: NMI's iptables rules may still be on this node");
     process.exit(1);
   }
 }
@@ -53,8 +53,7 @@ async function serve(): Promise<void> {
     process.on("SIGINT", () => shutdown("SIGINT"));
     await nmi.start();
   } catch (error) {
-    logger.fatal({ err: (error as Error).message, code: (error as { code?: string }).code }, "NMI could not start");
-    process.exit(1);
+    exitOnStartupError(logger, error, "NMI could not start");
   }
 }
 

@@ -115,7 +115,8 @@ describe("UpstreamLimiter", () => {
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected"]);
     const error = (results[2] as PromiseRejectedResult).reason as NmiError;
     expect(error).toBeInstanceOf(NmiError);
-    expect(error.code).toBe("podidentity_upstream_unavailable");
+    expect(error.wireCode).toBe("podidentity_upstream_unavailable");
+    expect(error.code).toBe("nmi.upstream_unavailable");
     expect(error.retryAfterSeconds).toBe(7);
   });
 });

@@ -51,7 +51,7 @@ export function errorAnswer(error: unknown): ErrorAnswer {
   if (error instanceof NmiError) {
     const headers: Record<string, string> = { ...error.headers };
     if (error.retryAfterSeconds !== undefined) headers["retry-after"] = String(error.retryAfterSeconds);
-    return { status: error.statusCode, code: error.code, body: error.toJSON(), headers };
+    return { status: error.statusCode, code: error.wireCode, body: error.toJSON(), headers };
   }
   if (error instanceof UpstreamRefusalError) {
     const body = error.body as { error?: unknown } | undefined;

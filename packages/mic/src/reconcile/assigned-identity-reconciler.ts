@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   API_GROUP_VERSION,
   ASSIGNED_IDENTITY_FINALIZER,
@@ -13,49 +13,33 @@ import {
   type AzureIdentityBinding,
 } from "@podidentity/api";
 import type { Logger } from "pino";
-import type { AssignmentEngine, IdentityFailure } from "./assignment-engine";
-import {
-  ADDED_BY_ANNOTATION,
-  COMPUTE_RESOURCE_ANNOTATION,
-  FINGERPRINT_ANNOTATION,
-  type AssignedIdentityIndex,
-  type IndexedAssignment,
-} from "./assigned-identity-index";
-import type { ComputeTarget } from "./arm/compute-target";
-import type { Clock } from "./clock";
-import { assignmentFingerprint, type DesiredAssignment, type DesiredState } from "./desired-state";
-import type { EventRecorder, InvolvedObject } from "./event-recorder";
-import { NotLeaderError } from "./errors";
-import { KubeApiError, type KubeClient } from "@podidentity/kube";
+import { KubeApiError } from "@podidentity/kube";
+import type { AddedByRecord } from "../assignment/added-by-record";
+import type { AssignmentEngine, IdentityFailure } from "../assignment/assignment-engine";
+import type { ComputeTarget } from "../arm/compute-target";
+import type { Clock } from "../clock";
+import { TerminalError, describe } from "../errors";
+import type { EventRecorder, InvolvedObject } from "../runtime/event-recorder";
+import { COMPUTE_RESOURCE_ANNOTATION, FINGERPRINT_ANNOTATION, ADDED_BY_ANNOTATION, type AssignedIdentityIndex, type IndexedAssignment } from "../state/assigned-identity-index";
+import type { AssignedIdentityWriter } from "../state/assigned-identity-writer";
+import { assignmentFingerprint, type DesiredAssignment, type DesiredState } from "../state/desired-state";
 import type { ReconcileResult } from "./work-queue";
 
-export interface AssignedIdentityWriter {
-  /** Feeds a write's response into the local cache at once (before its watch event). */
-  applyLocal(object: unknown): void;
-  applyLocalDelete(key: string): void;
-}
-
 export interface AssignedIdentityReconcilerOptions {
-  client: KubeClient;
   desired: DesiredState;
   index: AssignedIdentityIndex;
-  engine: () => AssignmentEngine | undefined;
+  engine: AssignmentEngine;
   writer: AssignedIdentityWriter;
+  record: AddedByRecord;
   events: EventRecorder;
   clock: Clock;
   logger: Logger;
-  signal: () => AbortSignal;
   isImmutable(clientId: string | null | undefined): boolean;
   /** Called when an assignment becomes Assigned, with the time since MIC first wanted it. */
   onAssigned?(seconds: number): void;
   /** Re-check an assignment whose identity ARM has not shown yet after this long, even without a wake-up. */
-  pollIntervalMs?: number;
+  pollIntervalMs: number;
 }
-
-const AAI_PLURAL = AZURE_ASSIGNED_IDENTITY_NAMES.plural;
-const aaiPath = (namespace: string, name?: string): string =>
-  `/apis/${API_GROUP_VERSION}/namespaces/${encodeURIComponent(namespace)}/${AAI_PLURAL}${name === undefined ? "" : `/${encodeURIComponent(name)}`}`;
-const MERGE_PATCH = "application/merge-patch+json";
 
 export function fingerprintHash(fingerprint: string): string {
   return createHash("sha256").update(fingerprint).digest("hex").slice(0, 32);
@@ -101,9 +85,27 @@ export class AssignedIdentityReconciler {
     this.#assignTickets.clear();
   }
 
+  /**
+   * One run for `key`. Every log line of the run carries the same `reconcileId` (and the key); a failure is logged
+   * here once, as terminal (TerminalError: not retried) or as retried with backoff, and rethrown for the queue.
+   */
   async reconcile(key: string): Promise<ReconcileResult | void> {
+    const log = this.#o.logger.child({ reconcileId: randomBytes(4).toString("hex"), key });
     const desired = this.#o.desired.get(key);
     const existing = this.#o.index.get(key);
+    log.debug({ desired: desired !== undefined, exists: existing !== undefined, state: existing?.state, terminating: existing?.terminating }, "reconciling");
+    try {
+      const result = await this.#reconcile(key, desired, existing, log);
+      log.debug({ requeueAfterMs: result?.requeueAfterMs }, "reconciled");
+      return result;
+    } catch (error) {
+      if (error instanceof TerminalError) log.error({ err: describe(error) }, "reconcile cannot succeed; not retrying");
+      else log.warn({ err: describe(error) }, "reconcile failed; retrying with backoff");
+      throw error;
+    }
+  }
+
+  async #reconcile(key: string, desired: DesiredAssignment | undefined, existing: IndexedAssignment | undefined, log: Logger): Promise<ReconcileResult | void> {
     if (desired && !this.#wantedSince.has(key)) this.#wantedSince.set(key, this.#o.clock.now());
     if (!desired) this.#wantedSince.delete(key);
     if (!existing) return desired ? this.#create(desired) : undefined;
@@ -112,15 +114,16 @@ export class AssignedIdentityReconciler {
       if (existing.fingerprint === hash) return this.#converge(desired, existing);
       if (existing.fingerprint === undefined && legacyFingerprint(existing) === desired.fingerprint) {
         // A v1.8 object that still describes this pod: adopt it (annotations only; who-added stays "legacy").
-        const adopted = await this.#patch(existing, { metadata: { annotations: this.#annotations(desired, undefined) } });
+        log.debug("adopting a v1.8 AzureAssignedIdentity");
+        const adopted = await this.#o.writer.patch(existing, { metadata: { annotations: this.#annotations(desired, undefined) } });
         return this.#converge(desired, adopted);
       }
       if (existing.target?.key === desired.target?.key && existing.resourceId === desired.resourceId && existing.identityType === desired.identityType) {
         return this.#update(desired, existing);
       }
-      this.#o.logger.debug({ key, existingTarget: existing.target?.key, target: desired.target?.key, existingId: existing.resourceId, id: desired.resourceId, types: [existing.identityType, desired.identityType] }, "assignment changed: replacing it");
+      log.debug({ existingTarget: existing.target?.key, target: desired.target?.key, existingId: existing.resourceId, id: desired.resourceId, types: [existing.identityType, desired.identityType] }, "assignment changed: replacing it");
     }
-    return this.#release(existing);
+    return this.#release(existing, log);
   }
 
   #annotations(desired: DesiredAssignment, addedBy: string | undefined): Record<string, string> {
@@ -143,7 +146,7 @@ export class AssignedIdentityReconciler {
 
   async #create(desired: DesiredAssignment): Promise<ReconcileResult | void> {
     const userAssigned = desired.identityType === IDENTITY_TYPE.UserAssignedMSI;
-    const addedBy = userAssigned && desired.target && desired.resourceId ? (this.#o.index.addedByMic(desired.target.key, desired.resourceId) ? "mic" : "pending") : undefined;
+    const addedBy = userAssigned && desired.target && desired.resourceId ? (this.#o.record.addedByMic(desired.target.key, desired.resourceId) ? "mic" : "pending") : undefined;
     const body = {
       apiVersion: API_GROUP_VERSION,
       kind: AZURE_ASSIGNED_IDENTITY_NAMES.kind,
@@ -159,22 +162,15 @@ export class AssignedIdentityReconciler {
       // written with the object in one request (as v1.8).
       status: { status: userAssigned ? ASSIGNED_IDENTITY_STATE.Created : ASSIGNED_IDENTITY_STATE.Assigned, availableReplicas: 1 },
     };
-    this.#assertLeader("create AzureAssignedIdentity");
     try {
-      const created = await this.#o.client.request<unknown>("POST", aaiPath(desired.namespace), { body, signal: this.#o.signal() });
-      this.#o.writer.applyLocal(created);
+      await this.#o.writer.create(desired.namespace, body);
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 409) {
-        // Our cache is behind: read the object and decide again.
-        const current = await this.#o.client.request<unknown>("GET", aaiPath(desired.namespace, desired.name), { signal: this.#o.signal() });
-        this.#o.writer.applyLocal(current);
+      // Our cache is behind: read the object and decide again.
+      if (error instanceof KubeApiError && error.isConflict) {
+        await this.#o.writer.refresh(desired.namespace, desired.name);
         return { requeueAfterMs: 0 };
       }
-      if ((error as { statusCode?: number }).statusCode === 422 || (error as { statusCode?: number }).statusCode === 400) {
-        // e.g. a name over 253 characters (v1.8's naming is not truncated): tell the user where they look.
-        this.#o.events.record(podRef(desired), "Warning", "binding apply error", `Cannot create AzureAssignedIdentity ${desired.key}: ${(error as Error).message}`);
-      }
-      throw error;
+      throw this.#refused(desired, "create", error);
     }
     if (userAssigned) {
       if (desired.target) this.#requestAssign(desired.key, desired.target);
@@ -191,9 +187,24 @@ export class AssignedIdentityReconciler {
     raw.metadata["annotations"] = { ...(existing.object.metadata.annotations ?? {}), ...this.#annotations(desired, undefined) };
     raw.metadata["labels"] = { ...(existing.object.metadata.labels ?? {}), [NODENAME_LABEL]: desired.nodeName };
     raw["spec"] = this.#spec(desired);
-    this.#assertLeader("update AzureAssignedIdentity");
-    const updated = await this.#o.client.request<unknown>("PUT", aaiPath(desired.namespace, desired.name), { body: raw, signal: this.#o.signal() });
-    this.#o.writer.applyLocal(updated);
+    try {
+      await this.#o.writer.replace(desired.namespace, desired.name, raw);
+    } catch (error) {
+      throw this.#refused(desired, "update", error);
+    }
+  }
+
+  /**
+   * A failed create or update, as the queue should see it. The API server refusing the object itself (400/422, e.g.
+   * a name over 253 characters: v1.8's naming is not truncated) fails the same way every time: a TerminalError, not
+   * retried until the pod, binding or identity changes, and told to the user on the pod. Anything else (409 on an
+   * update, 5xx, network, lost leadership) is rethrown as it is and retried with the queue's backoff.
+   */
+  #refused(desired: DesiredAssignment, verb: "create" | "update", error: unknown): unknown {
+    if (!(error instanceof KubeApiError && (error.status === 422 || error.status === 400))) return error;
+    const message = `Cannot ${verb} AzureAssignedIdentity ${desired.key}: ${error.message}`;
+    this.#o.events.record(podRef(desired), "Warning", "binding apply error", message);
+    return new TerminalError(message, { code: "mic.assigned_identity_invalid", cause: error });
   }
 
   async #converge(desired: DesiredAssignment, existing: IndexedAssignment): Promise<ReconcileResult | void> {
@@ -205,16 +216,16 @@ export class AssignedIdentityReconciler {
       this.#noTarget(desired);
       return;
     }
-    const engine = this.#o.engine();
-    const observation = engine?.observation(target.key);
+    const engine = this.#o.engine;
+    const observation = engine.observation(target.key);
     const held = observation?.state.userAssigned.get(resourceId);
     const settled = !/^updating$/i.test(observation?.state.provisioningState ?? "");
     if (held && held.clientId !== null && settled) {
-      const addedBy = existing.addedBy === "legacy" ? undefined : this.#o.index.addedByMic(target.key, resourceId) ? "mic" : "pre-existing";
+      const addedBy = existing.addedBy === "legacy" ? undefined : this.#o.record.addedByMic(target.key, resourceId) ? "mic" : "pre-existing";
       return this.#markAssigned(desired, existing, addedBy);
     }
     const now = this.#o.clock.now();
-    const failure = engine?.failure(target.key, resourceId);
+    const failure = engine.failure(target.key, resourceId);
     if (failure && failure.retryAtMs > now) {
       const message = `Applying binding ${nameOf(desired.binding)} node ${desired.nodeName} for pod ${desired.pod} resulted in error ${failure.message}`;
       this.#o.events.record(bindingRef(desired.binding), "Warning", "binding apply error", message);
@@ -223,16 +234,14 @@ export class AssignedIdentityReconciler {
       return { requeueAfterMs: failure.retryAtMs - now + 50 };
     }
     const pending = this.#assignTickets.get(desired.key);
-    if (pending && (observation?.completed ?? 0) < pending.ticket) return { requeueAfterMs: this.#o.pollIntervalMs ?? 30_000 };
+    if (pending && (observation?.completed ?? 0) < pending.ticket) return { requeueAfterMs: this.#o.pollIntervalMs };
     if (pending && now - pending.atMs < 5_000) return { requeueAfterMs: 5_000 - (now - pending.atMs) };
     this.#requestAssign(desired.key, target);
-    return { requeueAfterMs: this.#o.pollIntervalMs ?? 30_000 };
+    return { requeueAfterMs: this.#o.pollIntervalMs };
   }
 
   #requestAssign(key: string, target: ComputeTarget): void {
-    const engine = this.#o.engine();
-    if (!engine) return;
-    this.#assignTickets.set(key, { ticket: engine.request(target), atMs: this.#o.clock.now() });
+    this.#assignTickets.set(key, { ticket: this.#o.engine.request(target), atMs: this.#o.clock.now() });
   }
 
   #noTarget(desired: DesiredAssignment): void {
@@ -254,11 +263,11 @@ export class AssignedIdentityReconciler {
     const current = existing.object.status?.error;
     if (current?.code === error.code && current.message === message) return;
     const lastTransitionTime = new Date(error.sinceMs).toISOString().replace(/\.\d+Z$/, "Z");
-    await this.#patch(existing, { status: { error: { code: error.code, message, lastTransitionTime } } });
+    await this.#o.writer.patch(existing, { status: { error: { code: error.code, message, lastTransitionTime } } });
   }
 
   async #markAssigned(desired: DesiredAssignment, existing: IndexedAssignment, addedBy: string | undefined): Promise<void> {
-    await this.#patch(existing, {
+    await this.#o.writer.patch(existing, {
       metadata: { annotations: this.#annotations(desired, addedBy) },
       // Merge patch: null removes a permanent error recorded by an earlier attempt.
       status: { status: ASSIGNED_IDENTITY_STATE.Assigned, availableReplicas: 1, ...(existing.object.status?.error && { error: null }) },
@@ -275,13 +284,11 @@ export class AssignedIdentityReconciler {
     this.#o.events.record(podRef(desired), "Normal", "binding applied", message);
   }
 
-  async #release(existing: IndexedAssignment): Promise<ReconcileResult | void> {
-    const { index, desired } = this.#o;
+  async #release(existing: IndexedAssignment, log: Logger): Promise<ReconcileResult | void> {
+    const { index, desired, engine, record } = this.#o;
     const target = existing.target;
     const resourceId = existing.resourceId;
     if (target && resourceId && existing.identityType === IDENTITY_TYPE.UserAssignedMSI) {
-      const engine = this.#o.engine();
-      if (!engine) return;
       // Decide only once the VM/VMSS has settled: a sync already in flight may be about to add this identity
       // (its "added by MIC" record is written before its PATCH), and deciding from the record as it was before
       // would leak the identity.
@@ -291,89 +298,28 @@ export class AssignedIdentityReconciler {
         this.#releaseTickets.set(existing.key, ticket);
       }
       const observation = engine.observation(target.key);
-      if (!observation || observation.completed < ticket) return { requeueAfterMs: this.#o.pollIntervalMs ?? 30_000 };
+      if (!observation || observation.completed < ticket) return { requeueAfterMs: this.#o.pollIntervalMs };
       existing = index.get(existing.key) ?? existing;
-      this.#o.logger.debug({ key: existing.key, target: target.resourceId, resourceId, addedBy: existing.addedBy, state: existing.state }, "releasing");
+      log.debug({ target: target.resourceId, resourceId, addedBy: existing.addedBy, state: existing.state }, "releasing");
       const others = [...(desired.wanted(target.key).get(resourceId) ?? [])].filter((k) => k !== existing.key);
       if (others.length > 0) {
         // Other pods there still need it: no ARM call, but the "MIC added it" record must outlive this object.
-        if (isAddedByMicRecord(existing)) {
-          const siblings = [...index.keysFor(target.key, resourceId)].map((k) => index.get(k)!).filter((s) => s.key !== existing.key);
-          if (!siblings.some(isAddedByMicRecord)) {
-            const heirs = siblings.filter((s) => !s.terminating);
-            if (heirs.length === 0) return { requeueAfterMs: 200 };
-            await Promise.all(heirs.map((s) => this.#patch(s, { metadata: { annotations: { [ADDED_BY_ANNOTATION]: "mic" } } })));
-          }
-        }
-      } else if (index.addedByMic(target.key, resourceId) && !this.#o.isImmutable(existing.clientId)) {
+        if (!(await record.handOver(existing, target.key, resourceId))) return { requeueAfterMs: 200 };
+      } else if (record.addedByMic(target.key, resourceId) && !this.#o.isImmutable(existing.clientId)) {
         if (existing.state === ASSIGNED_IDENTITY_STATE.Assigned && !existing.terminating) {
-          existing = await this.#patch(existing, { status: { status: ASSIGNED_IDENTITY_STATE.Unassigned } });
+          existing = await this.#o.writer.patch(existing, { status: { status: ASSIGNED_IDENTITY_STATE.Unassigned } });
         }
         const held = observation.state.userAssigned.get(resourceId);
         if (observation.state.exists && held && !this.#o.isImmutable(held.clientId)) {
           // Still there: the next sync removes it (the engine's planner now sees it as removable).
           this.#releaseTickets.set(existing.key, engine.request(target));
-          return { requeueAfterMs: this.#o.pollIntervalMs ?? 30_000 };
+          return { requeueAfterMs: this.#o.pollIntervalMs };
         }
       }
     }
-    await this.#finalize(existing);
+    await this.#o.writer.finalize(existing);
     this.#releaseTickets.delete(existing.key);
   }
-
-  async #finalize(existing: IndexedAssignment): Promise<void> {
-    const { client, writer } = this.#o;
-    const namespace = namespaceOf(existing.object);
-    const name = nameOf(existing.object);
-    const finalizers = existing.object.metadata.finalizers ?? [];
-    this.#assertLeader("delete AzureAssignedIdentity");
-    try {
-      if (finalizers.includes(ASSIGNED_IDENTITY_FINALIZER)) {
-        await client.request("PATCH", aaiPath(namespace, name), {
-          body: { metadata: { finalizers: finalizers.filter((f) => f !== ASSIGNED_IDENTITY_FINALIZER), resourceVersion: existing.object.metadata.resourceVersion } },
-          contentType: MERGE_PATCH,
-          signal: this.#o.signal(),
-        });
-      }
-      if (!existing.terminating) await client.request("DELETE", aaiPath(namespace, name), { signal: this.#o.signal() });
-    } catch (error) {
-      if (!(error instanceof KubeApiError && error.isNotFound)) throw error;
-    }
-    writer.applyLocalDelete(existing.key);
-  }
-
-  async #patch(existing: IndexedAssignment, patch: Record<string, unknown>): Promise<IndexedAssignment> {
-    this.#assertLeader("update AzureAssignedIdentity");
-    const updated = await this.#o.client.request<unknown>("PATCH", aaiPath(namespaceOf(existing.object), nameOf(existing.object)), {
-      body: patch,
-      contentType: MERGE_PATCH,
-      signal: this.#o.signal(),
-    });
-    this.#o.writer.applyLocal(updated);
-    return this.#o.index.get(existing.key) ?? existing;
-  }
-
-  /** Write-ahead for the engine: mark one object per identity "added by MIC" before the PATCH that adds it. */
-  async recordAdding(target: string, ids: readonly string[]): Promise<void> {
-    const { index } = this.#o;
-    await Promise.all(
-      ids.map(async (id) => {
-        if (index.addedByMic(target, id)) return;
-        const holder = [...index.keysFor(target, id)].map((k) => index.get(k)!).find((s) => !s.terminating);
-        if (!holder) throw new Error(`no AzureAssignedIdentity records ${id} on ${target}; not adding it`);
-        await this.#patch(holder, { metadata: { annotations: { [ADDED_BY_ANNOTATION]: "mic" } } });
-      }),
-    );
-  }
-
-  #assertLeader(what: string): void {
-    if (this.#o.signal().aborted) throw new NotLeaderError(what);
-  }
-}
-
-/** Whether this object is evidence that MIC added its identity (v1.8's objects count once Assigned). */
-function isAddedByMicRecord(item: IndexedAssignment): boolean {
-  return item.addedBy === "mic" || (item.addedBy === "legacy" && item.state !== undefined && item.state !== ASSIGNED_IDENTITY_STATE.Created);
 }
 
 function legacyFingerprint(existing: IndexedAssignment): string | undefined {

@@ -2,7 +2,7 @@ import { unwatchFile, watchFile, type Stats } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
 import { ClientSecretCredential, ManagedIdentityCredential } from "@azure/identity";
-import { CloudConfigError } from "./errors";
+import { CloudConfigError } from "../errors";
 
 /** The azure.json keys MIC reads (AKS writes this file on every node), as v1.8. */
 export interface CloudConfig {

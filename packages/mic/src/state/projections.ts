@@ -6,7 +6,7 @@ import type { NodeObject, PodObject } from "./desired-state";
  * What MIC's informers keep of pods and nodes (@podidentity/kube's projection hook). A pod from the API server is
  * 5–20 KB of JSON (managed fields, container specs, conditions) and MIC holds every labelled pod of the cluster and
  * every node; matching, the AzureAssignedIdentity it writes and the Warning events it records on a pod read only
- * these fields (desired-state.ts, problem-reporter.ts, arm/compute-target.ts). The informer compares
+ * these fields (state/desired-state.ts, runtime/problem-reporter.ts, arm/compute-target.ts). The informer compares
  * resourceVersions itself, so the version kept here is only for readers.
  */
 export function projectPod(pod: KubeObject & PodObject): PodObject {

@@ -9,7 +9,7 @@ import {
   type AssignedIdentityState,
   type AzureAssignedIdentity,
 } from "@podidentity/api";
-import { parseComputeTarget, type ComputeTarget } from "./arm/compute-target";
+import { parseComputeTarget, type ComputeTarget } from "../arm/compute-target";
 import { addToSetMap, removeFromSetMap } from "./set-map";
 
 /**

@@ -1,9 +1,9 @@
 import type { Logger } from "pino";
-import type { ComputeClient, ComputeIdentityState } from "./arm/compute-client";
-import type { ComputeTarget } from "./arm/compute-target";
-import type { Clock } from "./clock";
-import { classifyArmFailure, isOperationConflict } from "./arm/arm-failure";
-import { describe, isAbortError } from "./errors";
+import type { ComputeClient, ComputeIdentityState } from "../arm/compute-client";
+import type { ComputeTarget } from "../arm/compute-target";
+import type { Clock } from "../clock";
+import { classifyArmFailure, isOperationConflict } from "../arm/arm-failure";
+import { describe, isAbortError } from "../errors";
 
 export interface TargetObservation {
   readonly state: ComputeIdentityState;
@@ -32,8 +32,8 @@ export interface AssignmentPlanner {
   removable(target: string): Iterable<string>;
   /** Client IDs never removed (`--immutable-user-msis`, plus the cluster identity). */
   isImmutable(clientId: string | null): boolean;
-  /** Write-ahead: record on the API server that MIC is about to add `ids` to `target`. Must succeed first. */
-  recordAdding(target: string, ids: readonly string[], signal: AbortSignal): Promise<void>;
+  /** Write-ahead: record on the API server that MIC is about to add `ids` to `target` (added-by-record.ts). Must succeed first. */
+  recordAdding(target: string, ids: readonly string[]): Promise<void>;
   /** After every sync (success or not): wake the assignments on `target`. */
   synced(target: string): void;
   /** Drift repair: ARM shows `clientId` for `resourceId` on `target`. */
@@ -45,8 +45,8 @@ export interface AssignmentEngineOptions {
   planner: AssignmentPlanner;
   clock: Clock;
   logger: Logger;
-  /** Aborted when leadership is lost: every GET/PATCH in flight stops at once. */
-  signal: AbortSignal;
+  /** The leadership term: its signal aborts when leadership is lost, and every GET/PATCH in flight stops at once. */
+  leadership: { readonly signal: AbortSignal };
   /** How long a first request waits for more to batch into the same PATCH. */
   batchWindowMs: number;
   /** While requests keep coming: further waits of this long, up to batchMaxWaitMs in all (see #settle). */
@@ -88,16 +88,25 @@ interface TargetWork {
  */
 export class AssignmentEngine {
   readonly #o: AssignmentEngineOptions;
-  readonly #work = new Map<string, TargetWork>();
+  #work = new Map<string, TargetWork>();
   #ticket = 0;
 
   constructor(options: AssignmentEngineOptions) {
     this.#o = options;
   }
 
+  /**
+   * A new leadership term: forget the last term's VM/VMSS states, failures and backoffs (its loops end with its
+   * signal) and start from what ARM shows.
+   */
+  reset(): void {
+    for (const work of this.#work.values()) work.retryTimer?.abort();
+    this.#work = new Map();
+  }
+
   /** Asks for `target` to be brought in line; returns a ticket that `observation().completed` reaches when done. */
   request(target: ComputeTarget, options: { refresh?: boolean } = {}): number {
-    if (this.#o.signal.aborted) return Number.POSITIVE_INFINITY;
+    if (this.#o.leadership.signal.aborted) return Number.POSITIVE_INFINITY;
     let work = this.#work.get(target.key);
     if (!work) {
       work = { target, requested: 0, completed: 0, refresh: false, running: false, state: undefined, stateAtMs: 0, stateFromWrite: false, failures: new Map(), errors: 0, retryTimer: undefined, retryAtMs: 0 };
@@ -145,14 +154,15 @@ export class AssignmentEngine {
   }
 
   async #loop(work: TargetWork): Promise<void> {
-    const { clock, signal } = this.#o;
+    const { clock } = this.#o;
+    const signal = this.#o.leadership.signal;
     try {
-      if (this.#o.batchWindowMs > 0) await this.#settle(work);
+      if (this.#o.batchWindowMs > 0) await this.#settle(work, signal);
       while (!signal.aborted && work.completed < work.requested) {
         const ticket = work.requested;
         const started = clock.now();
         try {
-          const again = await this.#sync(work);
+          const again = await this.#sync(work, signal);
           work.errors = 0;
           // When ARM refused some identities the loop runs again at once (completed stays behind).
           if (!again) work.completed = ticket;
@@ -186,8 +196,8 @@ export class AssignmentEngine {
    * PATCH holds the VM/VMSS for its whole operation, so a request that misses it waits a whole operation more:
    * the 1,000-pod burst in bench/run.ts is the measure.
    */
-  async #settle(work: TargetWork): Promise<void> {
-    const { clock, signal } = this.#o;
+  async #settle(work: TargetWork, signal: AbortSignal): Promise<void> {
+    const { clock } = this.#o;
     const started = clock.now();
     let seen = work.requested;
     await clock.sleep(this.#o.batchWindowMs, signal);
@@ -200,8 +210,8 @@ export class AssignmentEngine {
   }
 
   /** One pass; true when it must run again at once (ARM refused some identities: re-read and apply the rest). */
-  async #sync(work: TargetWork): Promise<boolean> {
-    const { clock, compute, planner, signal, logger } = this.#o;
+  async #sync(work: TargetWork, signal: AbortSignal): Promise<boolean> {
+    const { clock, compute, planner, logger } = this.#o;
     const target = work.target;
     const now = clock.now();
     const cached = work.state && !work.refresh && work.stateFromWrite && now - work.stateAtMs < this.#o.stateTtlMs;
@@ -242,7 +252,7 @@ export class AssignmentEngine {
     for (const id of work.failures.keys()) if (state.userAssigned.get(id)?.clientId) work.failures.delete(id);
     if (add.length === 0 && remove.length === 0 && readd.length === 0) return false;
 
-    await planner.recordAdding(target.key, add, signal);
+    await planner.recordAdding(target.key, add);
     logger.info({ target: target.resourceId, add: add.length, remove: remove.length, readd: readd.length }, "updating user-assigned identities");
     try {
       const next = await compute.apply(target, state, { add, remove, readd }, signal);
@@ -283,7 +293,7 @@ export class AssignmentEngine {
         });
         soonest = Math.min(soonest, delay);
       }
-      this.#scheduleRetry(work, soonest);
+      this.#scheduleRetry(work, soonest, signal);
       logger.warn({ target: target.resourceId, failed: blamed, armCode: failure.code, permanent: failure.permanent, retryInMs: soonest }, "ARM refused some identities; applying the others");
       return true;
     }
@@ -295,14 +305,14 @@ export class AssignmentEngine {
     work.stateFromWrite = fromWrite;
   }
 
-  #scheduleRetry(work: TargetWork, delayMs: number): void {
+  #scheduleRetry(work: TargetWork, delayMs: number, term: AbortSignal): void {
     const atMs = this.#o.clock.now() + delayMs;
     if (work.retryTimer && !work.retryTimer.signal.aborted && work.retryAtMs <= atMs) return;
     work.retryTimer?.abort();
     const timer = new AbortController();
     work.retryTimer = timer;
     work.retryAtMs = atMs;
-    const signal = AbortSignal.any([timer.signal, this.#o.signal]);
+    const signal = AbortSignal.any([timer.signal, term]);
     void this.#o.clock.sleep(delayMs, signal).then(() => {
       if (signal.aborted) return;
       work.retryTimer = undefined;

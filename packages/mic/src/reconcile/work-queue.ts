@@ -1,4 +1,4 @@
-import type { Clock } from "./clock";
+import type { Clock } from "../clock";
 
 export interface ReconcileResult {
   /** Run this key again after this long even if nothing changes (polling an external state). */
@@ -11,14 +11,19 @@ export interface WorkQueueOptions {
   /** Per-key backoff after a thrown error: initial doubling to max. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** An error retrying cannot fix: the key is not retried (until it is added again) and the run counts as `terminal`. */
+  isTerminal?(error: unknown): boolean;
   /** Called after every run, for metrics and logs. */
-  onRun?(key: string, outcome: "success" | "requeue" | "error", durationMs: number, queuedMs: number, error?: unknown): void;
+  onRun?(key: string, outcome: RunOutcome, durationMs: number, queuedMs: number, error?: unknown): void;
 }
+
+export type RunOutcome = "success" | "requeue" | "error" | "terminal";
 
 /**
  * A keyed work queue for level-based reconcilers: a key is queued at most once; a key added while it is being
  * processed runs once more afterwards (never twice at the same time); delayed adds keep the earliest time; a
- * thrown error backs the key off exponentially, a success resets it.
+ * thrown error backs the key off exponentially, a success resets it; a terminal error (`isTerminal`) drops the key
+ * until it is added again (controller-runtime's TerminalError).
  */
 export class WorkQueue {
   readonly #options: WorkQueueOptions;
@@ -114,11 +119,16 @@ export class WorkQueue {
       retryMs = result?.requeueAfterMs;
       this.#options.onRun?.(key, retryMs === undefined ? "success" : "requeue", clock.now() - started, started - queuedAt);
     } catch (error) {
-      const failures = (this.#failures.get(key) ?? 0) + 1;
-      this.#failures.set(key, failures);
-      const initial = this.#options.initialBackoffMs ?? 1_000;
-      retryMs = Math.min(this.#options.maxBackoffMs ?? 30_000, initial * 2 ** (failures - 1));
-      this.#options.onRun?.(key, "error", clock.now() - started, started - queuedAt, error);
+      if (this.#options.isTerminal?.(error)) {
+        this.#failures.delete(key);
+        this.#options.onRun?.(key, "terminal", clock.now() - started, started - queuedAt, error);
+      } else {
+        const failures = (this.#failures.get(key) ?? 0) + 1;
+        this.#failures.set(key, failures);
+        const initial = this.#options.initialBackoffMs ?? 1_000;
+        retryMs = Math.min(this.#options.maxBackoffMs ?? 30_000, initial * 2 ** (failures - 1));
+        this.#options.onRun?.(key, "error", clock.now() - started, started - queuedAt, error);
+      }
     } finally {
       this.#processing.delete(key);
       this.#active -= 1;

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
-import type { Clock } from "./clock";
-import { describe, isAbortError } from "./errors";
+import type { Clock } from "../clock";
+import { describe, isAbortError } from "../errors";
 import { KubeApiError } from "@podidentity/kube";
 import type { KubeClient } from "@podidentity/kube";
 

@@ -1,14 +1,13 @@
 import type { Logger } from "pino";
-import type { ComputeIdentityState } from "./arm/compute-client";
-import type { ComputeTarget } from "./arm/compute-target";
-import type { Clock } from "./clock";
-import type { DesiredAssignment } from "./desired-state";
+import type { ComputeIdentityState } from "../arm/compute-client";
+import type { ComputeTarget } from "../arm/compute-target";
+import type { Clock } from "../clock";
+import type { DesiredAssignment } from "../state/desired-state";
 
 export interface DriftRepairOptions {
   intervalMs: number;
   clock: Clock;
   logger: Logger;
-  signal: AbortSignal;
   /** Every VM/VMSS that holds or should hold identities MIC manages. */
   targets(): Iterable<ComputeTarget>;
   /** Re-read ARM and repair (the engine's sync re-adds what is missing and re-adds stale entries). */
@@ -23,21 +22,19 @@ export interface DriftRepairOptions {
  */
 export class DriftRepair {
   readonly #o: DriftRepairOptions;
-  #started = false;
 
   constructor(options: DriftRepairOptions) {
     if (!(options.intervalMs > 0)) throw new RangeError(`DriftRepair: intervalMs must be > 0, got ${options.intervalMs}`);
     this.#o = options;
   }
 
-  start(): void {
-    if (this.#started) return;
-    this.#started = true;
-    void this.#run();
+  /** Runs a pass every interval until `signal` (the leadership term) aborts. */
+  start(signal: AbortSignal): void {
+    void this.#run(signal);
   }
 
-  async #run(): Promise<void> {
-    const { clock, signal } = this.#o;
+  async #run(signal: AbortSignal): Promise<void> {
+    const { clock } = this.#o;
     while (!signal.aborted) {
       await clock.sleep(this.#o.intervalMs, signal);
       if (signal.aborted) return;

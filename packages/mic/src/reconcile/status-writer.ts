@@ -1,7 +1,7 @@
 import { API_GROUP_VERSION, AZURE_IDENTITY_BINDING_NAMES, AZURE_IDENTITY_NAMES } from "@podidentity/api";
 import type { Logger } from "pino";
-import type { AssignedIdentityIndex } from "./assigned-identity-index";
-import type { Clock } from "./clock";
+import type { AssignedIdentityIndex } from "../state/assigned-identity-index";
+import type { Clock } from "../clock";
 import { KubeApiError, type KubeClient } from "@podidentity/kube";
 import { WorkQueue } from "./work-queue";
 

@@ -9,7 +9,7 @@ import {
   type AzureIdentityBinding,
   type SkippedBinding,
 } from "@podidentity/api";
-import type { ComputeTarget } from "./arm/compute-target";
+import type { ComputeTarget } from "../arm/compute-target";
 import { addToSetMap, removeFromSetMap } from "./set-map";
 
 export interface PodObject {

@@ -8,8 +8,8 @@ import {
   type Normalized,
   type SkippedBinding,
 } from "@podidentity/api";
-import type { PodObject } from "./desired-state";
-import type { ClientIdMismatch } from "./drift-repair";
+import type { PodObject } from "../state/desired-state";
+import type { ClientIdMismatch } from "../assignment/drift-repair";
 import type { EventRecorder, InvolvedObject } from "./event-recorder";
 
 function ref(kind: string, object: AzureIdentity | AzureIdentityBinding): InvolvedObject {

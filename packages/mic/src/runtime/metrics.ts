@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { ArmCallObserver } from "./arm/compute-client";
+import type { ArmCallObserver } from "../arm/compute-client";
 
 const PREFIX = "podidentity_mic_";
 
@@ -22,7 +22,7 @@ export class MicMetrics implements ArmCallObserver {
   constructor(options: { defaultMetrics?: boolean; pending?: () => number } = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
-    this.reconcileTotal = new Counter({ name: `${PREFIX}reconcile_total`, help: "AzureAssignedIdentity reconciles by result", labelNames: ["result"], registers });
+    this.reconcileTotal = new Counter({ name: `${PREFIX}reconcile_total`, help: "AzureAssignedIdentity reconciles by result: success, requeue, error (retried with backoff), terminal (not retried)", labelNames: ["result"], registers });
     this.reconcileDuration = new Histogram({ name: `${PREFIX}reconcile_duration_seconds`, help: "Time one reconcile took", buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers });
     this.queueLatency = new Histogram({ name: `${PREFIX}queue_latency_seconds`, help: "Time a key waited in the work queue", buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 30], registers });
     this.timeToAssigned = new Histogram({

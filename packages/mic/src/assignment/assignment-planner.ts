@@ -1,14 +1,15 @@
-import type { AssignedIdentityIndex } from "./assigned-identity-index";
+import type { AssignedIdentityIndex } from "../state/assigned-identity-index";
+import type { AddedByRecord } from "./added-by-record";
 import type { AssignmentPlanner } from "./assignment-engine";
-import type { DesiredState } from "./desired-state";
+import type { DesiredState } from "../state/desired-state";
 import { clientIdMismatches, type ClientIdMismatch } from "./drift-repair";
 
 export interface AssignmentPlannerOptions {
   desired: DesiredState;
   index: AssignedIdentityIndex;
+  record: AddedByRecord;
   isImmutable(clientId: string | null | undefined): boolean;
-  recordAdding(target: string, ids: readonly string[], signal: AbortSignal): Promise<void>;
-  /** Re-run the reconcile of one AzureAssignedIdentity. */
+  /** Re-run the reconcile of one AzureAssignedIdentity (queue it). */
   wake(key: string): void;
   clientIdMismatch(mismatch: ClientIdMismatch): void;
 }
@@ -38,14 +39,14 @@ export function createAssignmentPlanner(o: AssignmentPlannerOptions): Assignment
       const wanted = desired.wanted(target);
       const out: string[] = [];
       for (const [id, keys] of index.identitiesOn(target)) {
-        if (wanted.has(id) || !index.addedByMic(target, id)) continue;
+        if (wanted.has(id) || !o.record.addedByMic(target, id)) continue;
         if ([...keys].some((k) => o.isImmutable(index.get(k)?.clientId))) continue;
         out.push(id);
       }
       return out;
     },
     isImmutable: (clientId) => o.isImmutable(clientId),
-    recordAdding: (target, ids, signal) => o.recordAdding(target, ids, signal),
+    recordAdding: (target, ids) => o.record.recordAdding(target, ids),
     synced: (target) => {
       for (const keys of index.identitiesOn(target).values()) for (const key of keys) o.wake(key);
     },

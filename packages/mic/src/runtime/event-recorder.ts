@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { Clock } from "./clock";
-import { describe } from "./errors";
+import type { Clock } from "../clock";
+import { describe } from "../errors";
 import type { KubeClient } from "@podidentity/kube";
 
 export interface InvolvedObject {
