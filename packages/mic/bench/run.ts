@@ -5,6 +5,7 @@
 // then runs under a v1.8-style scheduler (one blocking cycle over all scale sets, serially) for comparison.
 // Usage: pnpm --filter @podidentity/mic bench [-- --record]
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -115,8 +116,11 @@ async function scrape(url: string): Promise<Record<string, number>> {
 
 const mib = (o: Record<string, number>): Record<string, string> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, (v / 2 ** 20).toFixed(1)]));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-/** Extra Node/V8 flags for MIC's process ($MIC_BENCH_NODE_FLAGS, space-separated), to compare settings. */
-const MIC_NODE_FLAGS = (process.env["MIC_BENCH_NODE_FLAGS"] ?? "").split(" ").filter(Boolean);
+/**
+ * The Node/V8 flags MIC's process runs with: its image's (the Dockerfile's `ENV NODE_OPTIONS`), so the bench measures
+ * what ships; $MIC_BENCH_NODE_FLAGS (space-separated, may be empty) instead, to compare settings.
+ */
+const MIC_NODE_FLAGS = (process.env["MIC_BENCH_NODE_FLAGS"] ?? /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(readFileSync(join(here, "../Dockerfile"), "utf8"))?.[1] ?? "").split(" ").filter(Boolean);
 /** MIC's program: the built bin, or $MIC_BENCH_MAIN (another build, to compare). */
 const MIC_MAIN = process.env["MIC_BENCH_MAIN"] ?? join(here, "../dist/main.js");
 /** How long after the last Assigned the settled RSS is sampled (after a forced full GC). */
