@@ -2,4 +2,5 @@ export { CliValueError, forceNamespacedSetting, formatDuration, orUsageError, pa
 export { DaemonError, errorLogFields, exitOnStartupError, type FatalLogger } from "./daemon-error";
 export { goStyleArgs, longFlagNames } from "./go-flags";
 export { legacyFlagNames, logLegacyFlagNotices, takeLegacyFlags, type LegacyComponent, type LegacyFlagNotice, type LegacyFlags, type NoticeLogger } from "./legacy-flags";
+export { retryAfterMs } from "./retry-after";
 export { OpsServer, type OpsAnswer, type OpsRoute, type OpsServerOptions } from "./ops-server";

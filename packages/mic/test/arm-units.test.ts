@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { failedIdentityIds, nextIdentityType, nodeComputeTarget, planIdentityPatches, WriteBudget } from "../src/index";
-import { retryAfterMs } from "../src/arm/retry-after";
+import { retryAfterMs } from "@podidentity/daemon";
 import { cloudConfigFromEnv, createArmCredential, parseCloudConfig } from "../src/runtime/cloud-config";
 import { CloudConfigError } from "../src/errors";
 

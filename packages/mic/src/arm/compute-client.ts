@@ -1,5 +1,6 @@
 import type { AccessToken, TokenCredential } from "@azure/core-auth";
 import { canonicalResourceId } from "@podidentity/api";
+import { retryAfterMs } from "@podidentity/daemon";
 import type { Logger } from "pino";
 import { request, type Dispatcher } from "undici";
 import type { Clock } from "../clock";
@@ -7,7 +8,6 @@ import { ArmRequestError } from "../errors";
 import type { ComputeTarget } from "./compute-target";
 import { failedIdentityIds } from "./failed-identities";
 import { planIdentityPatches, type IdentityDelta, type IdentityPatch } from "./identity-delta";
-import { retryAfterMs } from "./retry-after";
 import type { WriteBudget } from "./write-budget";
 
 /** One user-assigned identity as the VM/VMSS shows it; null IDs mean the identity was deleted (and maybe re-created). */

@@ -1,4 +1,7 @@
 /**
+ * The daemons' one Retry-After reader (MIC's ARM client). @podidentity/sdk keeps its own small copy
+ * (retry-policy.ts parseRetryAfter): apps install the SDK, which must not depend on the daemons' packages.
+ *
  * How long the server asked us to wait: `retry-after-ms` / `x-ms-retry-after-ms` (milliseconds), else
  * `Retry-After` as seconds or an HTTP date (v1.8 accepted both forms). Undefined when absent or unreadable.
  */
