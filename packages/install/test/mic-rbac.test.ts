@@ -107,4 +107,15 @@ describe.skipIf(!existsSync(MIC_MAIN) && !ci)("MIC started with the rendered com
     expect(coverage.denied, JSON.stringify(used)).toEqual([]);
     expect(Object.keys(used)).toEqual(expect.arrayContaining(["list pods", "watch pods", "create azureassignedidentities", "create leases"]));
   });
+
+  it("SIGTERM: MIC releases the Lease, so a standby takes over at once, and exits 0; RBAC allowed the release", { timeout: 60_000 }, async () => {
+    const exited = new Promise<number | null>((r) => mic!.once("exit", (code) => r(code)));
+    mic!.kill("SIGTERM");
+    expect(await exited, output).toBe(0);
+    const lease = kube.getObject("leases.coordination.k8s.io", NS, INSTALL_NAMES.leaseName) as { spec: { holderIdentity?: string | null } };
+    expect(lease.spec.holderIdentity ?? null).toBeNull();
+    const releases = kube.requests.filter((r) => r.user === MIC_USER && r.verb === "update" && r.resource === "leases");
+    expect(releases.at(-1)?.status).toBe(200);
+    expect(output).not.toMatch(/"level":(50|60)/);
+  });
 });

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { loadKubeConfig } from "@podidentity/kube";
 import {
   exitOnStartupError,
+  runDaemon,
   forceNamespacedSetting,
   formatDuration,
   goStyleArgs,
@@ -121,22 +122,14 @@ async function run(opts: Record<string, unknown>, logger: Logger): Promise<void>
     defaultMetrics: true,
   });
 
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "shutting down");
-    mic.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: String(error) }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
-  await mic.start();
+  runDaemon({
+    name: "MIC",
+    logger,
+    start: () => mic.start(),
+    stop: () => mic.stop(),
+    // stop() releases the lease (one bounded API call) and closes informers and servers.
+    stopTimeoutMs: 20_000,
+  });
 }
 
 main().catch((error: unknown) => {

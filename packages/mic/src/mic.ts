@@ -207,7 +207,7 @@ export class Mic {
     return !!clientId && this.#immutable.has(clientId.toLowerCase());
   }
 
-  /** Starts informers, probes and leader election; resolves once the informers have synced. */
+  /** Starts informers, probes and leader election; resolves once the informers have synced, or once stop() is called. */
   async start(): Promise<void> {
     const config = this.#config;
     const informers = Object.values(this.#informers) as Array<MicInformers[keyof MicInformers]>;
@@ -224,7 +224,13 @@ export class Mic {
       this.#metricsUrl = server.url;
     }
 
-    await Promise.all(informers.map((i) => i.synced));
+    try {
+      await Promise.all(informers.map((i) => i.synced));
+    } catch (error) {
+      if (!this.#stopped) throw error;
+    }
+    // Stopped while the informers listed (a SIGTERM during start): no lease, no writes.
+    if (this.#stopped) return;
     // Objects listed before their nodes: resolve their VM/VMSS now that every informer has synced.
     for (const raw of this.#informers.assigned.store.values()) this.#indexAssigned(raw);
     this.#ready = true;

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Mic } from "../src/index";
 import { Harness, until } from "./helpers/harness";
 
@@ -55,6 +55,19 @@ describe("leader election (coordination.k8s.io/v1 Lease)", () => {
     await until(() => b.isLeader, "mic-b takes over", 5_000);
     await until(() => h.assigned().length === 12 && h.assigned().every((x) => x.status?.status === "Assigned"), "all Assigned", 10_000);
     expect(h.held(vmss)).toHaveLength(3);
+  });
+
+  it("a MIC stopped while its informers are still listing (SIGTERM during start) takes no lease: start resolves, nothing is written", async () => {
+    h.kube.failNext({ user: "mic-a", verb: "list", resource: "pods", code: 503, count: 1_000_000 });
+    const mic = h.createMic(election("mic-a"));
+    const started = mic.start();
+    await vi.waitFor(() => expect(h.kube.requests.some((r) => r.user === "mic-a" && r.resource === "pods" && r.status === 503)).toBe(true), { timeout: 10_000 });
+    await mic.stop();
+    await expect(started).resolves.toBeUndefined();
+    expect(mic.isLeader).toBe(false);
+    const written = h.kube.requests.filter((r) => r.user === "mic-a" && !["get", "list", "watch"].includes(r.verb ?? ""));
+    expect(written).toEqual([]);
+    expect(h.kube.getObject("leases.coordination.k8s.io", "default", "mic-lease")).toBeUndefined();
   });
 
   it("a lost lease stops all writes at once", async () => {

@@ -1,4 +1,4 @@
-import { errorLogFields, exitOnStartupError, logLegacyFlagNotices } from "@podidentity/daemon";
+import { errorLogFields, exitOnStartupError, logLegacyFlagNotices, runDaemon } from "@podidentity/daemon";
 import pino from "pino";
 import { isCleanupCommand, parseCleanupOptions, parseCliOptions } from "./cli-options";
 import { execRunner } from "./interception/command-runner";
@@ -28,33 +28,29 @@ async function cleanup(): Promise<void> {
   }
 }
 
-async function serve(): Promise<void> {
+function serve(): void {
   const options = parseCliOptions(argv, process.env);
   const logger = pino({ name: "podidentity-nmi", level: options.logLevel, base: { node: options.config.nodeName } }, stdout);
   logLegacyFlagNotices(logger, options.legacyFlags);
+  let nmi: Nmi;
   try {
     const kube = KubeClient.load({ ...(options.kubeconfig !== undefined && { kubeconfigPath: options.kubeconfig }), userAgent: "podidentity-nmi" });
-    const nmi = new Nmi({ ...options.config, kube, logger });
-    let stopping = false;
-    const shutdown = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      // Whether the iptables rules stay is decided (and logged) by stop(): only an uninstall removes them.
-      logger.info({ signal }, "shutting down");
-      nmi.stop().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          logger.error({ err: (error as Error).message }, "shutdown failed");
-          process.exit(1);
-        },
-      );
-    };
-    process.on("SIGTERM", () => shutdown("SIGTERM"));
-    process.on("SIGINT", () => shutdown("SIGINT"));
-    await nmi.start();
+    nmi = new Nmi({ ...options.config, kube, logger });
   } catch (error) {
     exitOnStartupError(logger, error, "NMI could not start");
   }
+  const { ownershipTimeoutMs, shutdownGraceMs } = nmi.config;
+  runDaemon({
+    name: "NMI",
+    logger,
+    start: () => nmi.start(),
+    // Whether the iptables rules stay is decided (and logged) by stop(): only an uninstall removes them. Every other
+    // way out (a failed start, a crash, a stop past its deadline) leaves them, and pods' metadata traffic refused.
+    stop: async () => void (await nmi.stop()),
+    // stop() reads the DaemonSet (at most ownershipTimeoutMs), drains requests (shutdownGraceMs) and may remove the
+    // rules: 20 s with the defaults, inside the DaemonSet's 30 s termination grace period.
+    stopTimeoutMs: ownershipTimeoutMs + shutdownGraceMs + 10_000,
+  });
 }
 
 void (isCleanupCommand(argv) ? cleanup() : serve());

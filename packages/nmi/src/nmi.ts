@@ -405,6 +405,7 @@ export class Nmi {
       async ({ listening, busyAttempts }) => {
         this.#opsWaiting.delete(listener);
         if (listening && this.#stopped) return server.close(); // free at the moment stop() had closed the others
+        if (!listening) return this.logger.info({ port, listener }, `stopped while waiting for NMI's ${listener} port`);
         if (listening && busyAttempts > 0) this.logger.info({ port, listener, busyAttempts }, `NMI's ${listener} port is free: listening`);
       },
       (error: unknown) => this.logger.error({ port, listener, err: (error as Error).message }, `NMI's ${listener} listener failed while waiting for its port`),

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { API_GROUP_VERSION, NODENAME_LABEL, customResourceDefinitions } from "@podidentity/api";
 import { AzureCloud, KubeApiServer } from "@podidentity/testbed";
 import { NMI_NOT_READY_TAINT } from "../src/interception/node-taint";
@@ -116,7 +116,12 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     await deleteStaleNamespaces();
   });
 
-  it("a pod's call to 169.254.169.254 is answered by NMI with its identity; after SIGTERM the rules stay and refuse the pod; `cleanup` removes them", async () => {
+  /**
+   * A node namespace with a pod, the emulators on the host reached over a veth, a bound and Assigned pod, and NMI
+   * started in the node namespace as the DaemonSet runs it. `faults` are set on the API server before NMI starts;
+   * `lines` fills with NMI's log as it writes.
+   */
+  async function nodeWithNmi(faults: (api: KubeApiServer) => void = () => undefined) {
     await deleteStaleNamespaces();
     netns = new NetnsSet();
     const { node, pod, nodeIp, podIp } = await netns.nodeAndPod();
@@ -129,6 +134,10 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     await sh(["ip", "link", "set", `hx${netns.id}`, "up"]);
     await sh(["ip", "-n", node, "addr", "add", `10.78.${octet}.2/24`, "dev", `hn${netns.id}`]);
     await sh(["ip", "-n", node, "link", "set", `hn${netns.id}`, "up"]);
+    // As on an Azure node: the node forwards pods' metadata traffic towards IMDS (here the host side of the veth),
+    // so what the redirect does not take meets the guard in FORWARD.
+    await sh(["ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    await sh(["ip", "-n", node, "route", "add", "169.254.169.254/32", "via", hostIp]);
 
     cloud = await AzureCloud.create();
     kube = new KubeApiServer({ tls: cloud.ca, host: hostIp });
@@ -159,25 +168,34 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     dir = await mkdtemp(join(tmpdir(), "nmi-main-"));
     await kube.writeKubeconfig(join(dir, "kubeconfig"));
 
+    faults(kube);
     child = spawn(
       "ip",
       ["netns", "exec", node, process.execPath, MAIN, "--node", "node-a", "--kubeconfig", join(dir, "kubeconfig"), "--upstream-imds", imds.url, "--kubelet-config", join(dir, "no-kubelet-config"), "--http-probe-port", "18085", "--prometheus-port", "19090", "--enable-conntrack-deletion", "--log-level", "debug"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     const lines: string[] = [];
-    await new Promise<void>((resolveReady, reject) => {
-      let buffer = "";
-      child!.stdout!.on("data", (d: Buffer) => {
-        buffer += d.toString();
-        const parts = buffer.split("\n");
-        buffer = parts.pop()!;
-        for (const line of parts) {
-          lines.push(line);
-          if (line.includes('"NMI ready"')) resolveReady();
-        }
-      });
-      child!.once("exit", (code) => reject(new Error(`NMI exited with ${code}: ${lines.join("\n")}`)));
+    let buffer = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      buffer += d.toString();
+      const parts = buffer.split("\n");
+      buffer = parts.pop()!;
+      lines.push(...parts);
     });
+    const exited = new Promise<number | null>((r) => child!.once("exit", (code) => r(code)));
+    const logged = (msg: string) => vi.waitFor(() => expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toContain(msg), { timeout: 20_000, interval: 50 });
+    return { node, pod, kube, imds, uai, lines, exited, logged };
+  }
+
+  /** The pod's token request through the metadata address, as curl sees it: exit code 7 is a refused connection. */
+  const podCurl = (pod: string) => run("ip", ["netns", "exec", pod, "curl", "-sS", "-m", "5", "-i", "-H", "Metadata: true", "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net"]).then(
+    (r) => ({ code: 0, out: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout, stderr: e.stderr }),
+  );
+
+  it("a pod's call to 169.254.169.254 is answered by NMI with its identity; after SIGTERM the rules stay and refuse the pod; `cleanup` removes them", async () => {
+    const { node, pod, kube: api, imds, uai, lines, exited, logged } = await nodeWithNmi();
+    await Promise.race([logged("NMI ready"), exited.then((code) => Promise.reject(new Error(`NMI exited with ${code}: ${lines.join("\n")}`)))]);
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
 
     // The pod calls the metadata address like any IMDS client, and gets its identity from NMI.
@@ -188,7 +206,7 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     expect(await sh(["ip", "netns", "exec", node, "curl", "-s", "http://127.0.0.1:18085/readyz"])).toContain("readyz check passed");
     expect(await sh(["ip", "netns", "exec", node, "curl", "-s", "http://127.0.0.1:19090/metrics"])).toContain('podidentity_nmi_requests_total{route="token",status="200",code="ok"} 1');
     // Interception is live, so the startup taint is gone.
-    const nodeObject = kube.getObject("nodes", undefined, "node-a") as { spec?: { taints?: unknown[] } };
+    const nodeObject = api.getObject("nodes", undefined, "node-a") as { spec?: { taints?: unknown[] } };
     expect(nodeObject.spec?.taints ?? []).toEqual([]);
     // Debug logs say which pod got which identity, with the client ID redacted; no token ever lands in them.
     const token = JSON.parse(out.slice(out.indexOf("{"))).access_token as string;
@@ -197,8 +215,7 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     expect(lines.join("\n")).not.toContain(token);
     expect(lines.join("\n")).not.toContain(uai.clientId);
 
-    const exited = new Promise<number | null>((r) => child!.once("exit", (code) => r(code)));
-    child.kill("SIGTERM");
+    child!.kill("SIGTERM");
     expect(await exited).toBe(0);
     // No POD_NAME, so no DaemonSet to ask whether this is an uninstall: NMI keeps its rules and says why.
     const shutdown = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => String(l["msg"]).startsWith("shutdown: keeping the iptables rules"));
@@ -206,8 +223,8 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     expect(await sh(["ip", "netns", "exec", node, "iptables", "-t", "nat", "-S"])).toContain("-A PREROUTING -j aad-metadata");
     // The pod's request is refused (nothing listens on the DNAT target), never answered by the node's IMDS.
     const imdsTokenCalls = imds.counters.requests;
-    const refused = await run("ip", ["netns", "exec", pod, "curl", "-sS", "-m", "5", "-H", "Metadata: true", "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net"]).catch((e: { code: number; stderr: string }) => e);
-    expect((refused as { code: number }).code, (refused as { stderr: string }).stderr).toBe(7); // curl: failed to connect
+    const refused = await podCurl(pod);
+    expect(refused.code, refused.stderr).toBe(7); // curl: failed to connect
     expect(imds.counters.requests).toBe(imdsTokenCalls);
 
     // `podidentity-nmi cleanup` (what docs/install.md's uninstall runs on a node) removes both tables' chains and jumps.
@@ -215,6 +232,25 @@ describe.skipIf(reason !== undefined)("podidentity-nmi on a node (network namesp
     expect(JSON.parse(cleaned.stdout.trim().split("\n").pop()!)).toMatchObject({ msg: "NMI's iptables rules removed" });
     expect(await sh(["ip", "netns", "exec", node, "iptables", "-t", "nat", "-S"])).not.toContain("aad-metadata");
     expect(await sh(["ip", "netns", "exec", node, "iptables", "-t", "filter", "-S"])).not.toContain("aad-metadata");
+  }, 30_000);
+
+  it("SIGTERM while NMI is still starting (the API server fails its binding list): exit 0, the guard stays, the pod is refused and never reaches IMDS", async () => {
+    const { node, pod, kube: api, imds, lines, exited, logged } = await nodeWithNmi((a) => a.failNext({ verb: "list", resource: "azureidentitybindings", code: 503, count: 1_000_000 }));
+    await vi.waitFor(() => expect(api.countRequests({ verb: "list", resource: "azureidentitybindings" })).toBeGreaterThanOrEqual(2), { timeout: 20_000, interval: 50 });
+    // Not listening yet: the guard, installed before the informers sync, refuses the pod.
+    expect((await podCurl(pod)).code).toBe(7);
+    child!.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    await logged("shutting down");
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed.find((l) => String(l["msg"]).startsWith("shutdown: keeping the iptables rules"))).toMatchObject({ interception: "keep", reason: "owner-unknown" });
+    expect(parsed.filter((l) => (l["level"] as number) >= 50)).toEqual([]);
+    expect(parsed.some((l) => l["msg"] === "NMI ready")).toBe(false);
+    expect(await sh(["ip", "netns", "exec", node, "iptables", "-t", "filter", "-S"])).toContain("aad-metadata");
+    const refused = await podCurl(pod);
+    expect(refused.code, refused.stderr).toBe(7);
+    expect(imds.counters.requests).toBe(0);
+    await run("ip", ["netns", "exec", node, process.execPath, MAIN, "cleanup"]);
   }, 30_000);
 });
 

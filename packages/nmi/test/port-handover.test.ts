@@ -2,7 +2,7 @@ import { connect as connectTcp, createServer, type Server } from "node:net";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { request } from "undici";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { execRunner } from "../src/interception/command-runner";
 import { IptablesManager, NMI_CHAIN } from "../src/interception/iptables-manager";
 import { Nmi } from "../src/nmi";
@@ -224,6 +224,22 @@ describe("NMI waits for a port another process holds", { timeout: 30_000 }, () =
     // One warning per port however many retries it took, and one line when each port was taken.
     expect(waits()).toHaveLength(2);
     expect(lines.filter((l) => /^NMI's (probe|metrics) port is free: listening$/.test(String(l["msg"]))).map((l) => l["listener"])).toEqual(["probe", "metrics"]);
+  });
+
+  it("a stop while the probe and metrics ports are still held ends those waits too: the ports, once free, stay free", async () => {
+    const [probe, metrics, free] = [await blocker(), await blocker(), await blocker()];
+    await release(free.server);
+    const { logger, lines } = capturedLogger();
+    const nmi = nmiOn(c, free.port, logger, null, { httpProbePort: probe.port, prometheusPort: metrics.port });
+    c.nmi = nmi;
+    await nmi.start();
+    await nmi.stop();
+    // The background waits end on stop (a line each), not at their next retry: nothing listens once the holders go.
+    await vi.waitFor(() => expect(lines.filter((l) => /^stopped while waiting for NMI's (probe|metrics) port$/.test(String(l["msg"]))).map((l) => l["listener"]).sort()).toEqual(["metrics", "probe"]));
+    await release(probe.server);
+    await release(metrics.server);
+    for (const port of [probe.port, metrics.port]) await expect(text(`http://127.0.0.1:${port}/readyz`)).rejects.toThrow();
+    expect(lines.filter((l) => /port is free: listening$/.test(String(l["msg"])))).toEqual([]);
   });
 
   it("a stop during the wait ends it: start() returns without listening, stop() completes", async () => {

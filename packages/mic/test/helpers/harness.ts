@@ -71,6 +71,13 @@ export class Harness {
   }
 
   async startMic(options: Partial<MicOptions> = {}): Promise<Mic> {
+    const mic = this.createMic(options);
+    await mic.start();
+    return mic;
+  }
+
+  /** A MIC with the harness's settings, not started (close() stops it). */
+  createMic(options: Partial<MicOptions> = {}): Mic {
     const mic = new Mic({
       kubeConfig: this.kubeConfig(),
       credential: this.#credential!,
@@ -91,7 +98,6 @@ export class Harness {
       ...options,
     });
     this.mics.push(mic);
-    await mic.start();
     return mic;
   }
 
