@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import type { TopologyPod } from "@podidentity/testbed";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { E2eCluster, type ClusterIdentity } from "../src/e2e-cluster";
+import { dockerfileEnv } from "../../../scripts/dockerfile-env.mjs";
 import { ImageRunner, REPO_ROOT, imageProblem } from "./helpers/image-runner";
 import { curlInPod, tokenUrl } from "./helpers/pod-clients";
 
@@ -95,6 +96,19 @@ if (problems.length > 0 && !ci) {
 
     it("MIC's container runs as uid 65532 with no capabilities", async () => {
       expect(await processStatus(await running().images.pid(container("podid-mic-0")))).toEqual({ uid: "65532", capEff: 0n, capBnd: 0n });
+    });
+
+    it("each container runs with its Dockerfile's final-stage ENV (NODE_OPTIONS' heap bounds, NODE_ENV), as the benches do", async () => {
+      const { images, cluster } = running();
+      for (const [pkg, prefix] of [
+        ["nmi", `podid-nmi-${cluster.node(0).name}`],
+        ["mic", "podid-mic-0"],
+      ] as const) {
+        const environ = (await readFile(`/proc/${await images.pid(container(prefix))}/environ`, "utf8")).split("\0");
+        const wanted = Object.entries(dockerfileEnv(join(REPO_ROOT, "packages", pkg, "Dockerfile"))).map(([k, v]) => `${k}=${v}`);
+        expect(wanted.map((kv) => kv.split("=")[0])).toEqual(expect.arrayContaining(["NODE_ENV", "NODE_OPTIONS"]));
+        expect(environ, pkg).toEqual(expect.arrayContaining(wanted));
+      }
     });
 
     it("both root filesystems are read-only; only /run and /tmp (tmpfs) are writable", async () => {
