@@ -1,7 +1,5 @@
 import {
-  IDENTITY_TYPE,
   IdentityCatalog,
-  canonicalResourceId,
   nameOf,
   namespaceOf,
   podSelector,
@@ -10,6 +8,7 @@ import {
   type SkippedBinding,
 } from "@podidentity/api";
 import type { ComputeTarget } from "../arm/compute-target";
+import { identityFacts } from "./identity-facts";
 import { addToSetMap, removeFromSetMap } from "./set-map";
 
 export interface PodObject {
@@ -397,23 +396,6 @@ export class DesiredState {
     if (this.#listeners.length === 0 || (change.keys.length === 0 && change.targets.length === 0 && change.skipped.length === 0)) return;
     for (const listener of this.#listeners) listener(change);
   }
-}
-
-// Objects are replaced, never mutated, on every informer event: what is derived from them can be cached by identity.
-const facts = new WeakMap<AzureIdentity, { type: number; resourceId: string | undefined; clientId: string }>();
-
-function identityFacts(identity: AzureIdentity): { type: number; resourceId: string | undefined; clientId: string } {
-  let f = facts.get(identity);
-  if (!f) {
-    const type = Number(identity.spec.type);
-    f = {
-      type,
-      resourceId: type === IDENTITY_TYPE.UserAssignedMSI && identity.spec.resourceID ? canonicalResourceId(identity.spec.resourceID) : undefined,
-      clientId: (identity.spec.clientID ?? "").toLowerCase(),
-    };
-    facts.set(identity, f);
-  }
-  return f;
 }
 
 /**
