@@ -1,12 +1,16 @@
 // What MIC keeps per pod is shared where it repeats (the 10,000-pod memory target, docs/benchmarks.md): the
-// AzureAssignedIdentity projection reads each object once and interns what repeats. These tests hold the behaviour
-// those savings must not change.
+// AzureAssignedIdentity projection reads each object once and interns what repeats, and the event recorder's
+// deduplication keys are digests. These tests hold the behaviour those savings must not change.
 import { API_GROUP_VERSION, ASSIGNED_IDENTITY_FINALIZER } from "@podidentity/api";
-import type { KubeObject } from "@podidentity/kube";
-import { describe, expect, it } from "vitest";
+import { KubeClient, type KubeObject } from "@podidentity/kube";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Clock } from "../src/clock";
+import { EventRecorder } from "../src/runtime/event-recorder";
 import { COMPUTE_RESOURCE_ANNOTATION } from "../src/state/assigned-identity-index";
 import { InternPool } from "../src/state/intern-pool";
 import { assignedIdentityProjection } from "../src/state/projections";
+import { Harness } from "./helpers/harness";
 
 const VMSS = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/pool0";
 const managedFields = [{ manager: "podidentity-mic", operation: "Update", fieldsType: "FieldsV1", fieldsV1: { "f:spec": {} } }];
@@ -96,5 +100,42 @@ describe("InternPool", () => {
 
   it("refuses a bound that is not a positive integer", () => {
     expect(() => new InternPool(0)).toThrow(/InternPool: maxSize must be a positive integer, got 0/);
+  });
+});
+
+describe("event deduplication", () => {
+  let h: Harness | undefined;
+  let client: KubeClient | undefined;
+  afterEach(async () => {
+    await client?.close();
+    await h?.close();
+    client = h = undefined;
+  });
+
+  it("writes the same event once per window, and events that differ in object, reason or message each", async () => {
+    h = await Harness.start();
+    client = new KubeClient(h.kubeConfig());
+    let nowMs = 1_000_000;
+    const clock: Clock = { now: () => nowMs, sleep: async () => undefined };
+    const events = new EventRecorder(client, { clock, logger: pino({ level: "silent" }), canWrite: () => true, dedupeWindowMs: 60_000 });
+    const pod = (name: string) => ({ apiVersion: "v1", kind: "Pod", name, namespace: "default", uid: `uid-${name}` });
+
+    events.record(pod("web-1"), "Normal", "binding applied", "Binding b applied on node node-0 for pod web-1");
+    events.record(pod("web-1"), "Normal", "binding applied", "Binding b applied on node node-0 for pod web-1");
+    events.record(pod("web-2"), "Normal", "binding applied", "Binding b applied on node node-0 for pod web-1");
+    events.record(pod("web-1"), "Warning", "binding apply error", "Binding b applied on node node-0 for pod web-1");
+    events.record(pod("web-1"), "Normal", "binding applied", "Binding b applied on node node-1 for pod web-1");
+    await events.flush();
+    expect(h.events().length).toBe(4);
+
+    nowMs += 59_999;
+    events.record(pod("web-1"), "Normal", "binding applied", "Binding b applied on node node-0 for pod web-1");
+    await events.flush();
+    expect(h.events().length).toBe(4);
+
+    nowMs += 1;
+    events.record(pod("web-1"), "Normal", "binding applied", "Binding b applied on node node-0 for pod web-1");
+    await events.flush();
+    expect(h.events({ kind: "Pod", name: "web-1", reason: "binding applied" }).length).toBe(3);
   });
 });
