@@ -1,4 +1,5 @@
-// Preloaded into MIC's process by run.ts (`node --expose-gc --import ./bench/memory-probe.ts dist/main.js`): the
+// Preloaded into MIC's process by run.ts (`node --expose-gc --import <this file as .mjs> dist/main.js`: run.ts strips
+// its types first, so MIC's process does not load Node's TypeScript stripper, which a .ts preload would): the
 // bench's sampling point. On SIGUSR2 it runs V8's compacting full garbage collection, then writes the process's memory as JSON to
 // $MIC_BENCH_MEMORY_FILE (with $MIC_BENCH_HEAP_SNAPSHOT / $MIC_BENCH_SMAPS set, a heap snapshot / /proc/self/smaps to those paths), so RSS is read
 // after garbage that is merely uncollected yet has gone. Not part of MIC: only the bench loads it.

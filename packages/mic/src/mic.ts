@@ -4,6 +4,7 @@ import {
   namespaceOf,
   normalizeAzureIdentity,
   normalizeAzureIdentityBinding,
+  type AzureAssignedIdentity,
   type AzureIdentity,
 } from "@podidentity/api";
 import { KubeClient, type KubeObject } from "@podidentity/kube";
@@ -232,7 +233,7 @@ export class Mic {
     // Stopped while the informers listed (a SIGTERM during start): no lease, no writes.
     if (this.#stopped) return;
     // Objects listed before their nodes: resolve their VM/VMSS now that every informer has synced.
-    for (const raw of this.#informers.assigned.store.values()) this.#indexAssigned(raw);
+    for (const object of this.#informers.assigned.store.values()) this.#indexAssigned(object);
     this.#ready = true;
     this.logger.info({ assignments: this.index.size, desired: this.desired.size }, "informers synced");
 
@@ -285,8 +286,8 @@ export class Mic {
     const onNode = (n: NodeObject): void => {
       desired.upsertNode(n);
       for (const key of this.#legacyByNode.get(nameOf(n)) ?? []) {
-        const raw = assigned.store.get(key);
-        if (raw) this.#indexAssigned(raw);
+        const object = assigned.store.get(key);
+        if (object) this.#indexAssigned(object);
       }
     };
     nodes.addHandlers({ add: onNode, update: onNode, delete: (n) => desired.deleteNode(n) });
@@ -312,10 +313,10 @@ export class Mic {
     };
     bindings.addHandlers({ add: onBinding, update: onBinding, delete: (raw) => desired.deleteBinding(normalizeAzureIdentityBinding(raw).object) });
     assigned.addHandlers({
-      add: (raw) => this.#indexAssigned(raw),
-      update: (raw) => this.#indexAssigned(raw),
-      delete: (raw) => {
-        const key = `${namespaceOf(raw)}/${nameOf(raw)}`;
+      add: (object) => this.#indexAssigned(object),
+      update: (object) => this.#indexAssigned(object),
+      delete: (object) => {
+        const key = `${namespaceOf(object)}/${nameOf(object)}`;
         const old = this.index.delete(key);
         if (old) this.#assignedChanged(old);
         this.#queue.add(key);
@@ -323,8 +324,8 @@ export class Mic {
     });
   }
 
-  #indexAssigned(raw: unknown): void {
-    const item = this.index.upsert(raw);
+  #indexAssigned(object: AzureAssignedIdentity): void {
+    const item = this.index.upsert(object);
     const node = item.object.spec.nodename;
     if (node && item.fingerprint === undefined) {
       let set = this.#legacyByNode.get(node);

@@ -22,7 +22,7 @@ import { TerminalError, describe } from "../errors";
 import type { EventRecorder, InvolvedObject } from "../runtime/event-recorder";
 import { COMPUTE_RESOURCE_ANNOTATION, FINGERPRINT_ANNOTATION, ADDED_BY_ANNOTATION, type AssignedIdentityIndex, type IndexedAssignment } from "../state/assigned-identity-index";
 import type { AssignedIdentityWriter } from "../state/assigned-identity-writer";
-import { assignmentFingerprint, type DesiredAssignment, type DesiredState } from "../state/desired-state";
+import { assignmentFingerprint, desiredFingerprint, type DesiredAssignment, type DesiredState } from "../state/desired-state";
 import type { ReconcileResult } from "./work-queue";
 
 export interface AssignedIdentityReconcilerOptions {
@@ -110,9 +110,9 @@ export class AssignedIdentityReconciler {
     if (!desired) this.#wantedSince.delete(key);
     if (!existing) return desired ? this.#create(desired) : undefined;
     if (desired && !existing.terminating) {
-      const hash = fingerprintHash(desired.fingerprint);
+      const hash = fingerprintHash(desiredFingerprint(desired));
       if (existing.fingerprint === hash) return this.#converge(desired, existing);
-      if (existing.fingerprint === undefined && legacyFingerprint(existing) === desired.fingerprint) {
+      if (existing.fingerprint === undefined && legacyFingerprint(existing) === desiredFingerprint(desired)) {
         // A v1.8 object that still describes this pod: adopt it (annotations only; who-added stays "legacy").
         log.debug("adopting a v1.8 AzureAssignedIdentity");
         const adopted = await this.#o.writer.patch(existing, { metadata: { annotations: this.#annotations(desired, undefined) } });
@@ -128,7 +128,7 @@ export class AssignedIdentityReconciler {
 
   #annotations(desired: DesiredAssignment, addedBy: string | undefined): Record<string, string> {
     return {
-      [FINGERPRINT_ANNOTATION]: fingerprintHash(desired.fingerprint),
+      [FINGERPRINT_ANNOTATION]: fingerprintHash(desiredFingerprint(desired)),
       ...(desired.target && { [COMPUTE_RESOURCE_ANNOTATION]: desired.target.resourceId }),
       ...(addedBy !== undefined && { [ADDED_BY_ANNOTATION]: addedBy }),
     };

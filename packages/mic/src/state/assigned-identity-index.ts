@@ -1,15 +1,14 @@
 import {
   ASSIGNED_IDENTITY_STATE,
-  IDENTITY_TYPE,
   assignedIdentityState,
-  canonicalResourceId,
   nameOf,
   namespaceOf,
-  normalizeAzureAssignedIdentity,
   type AssignedIdentityState,
   type AzureAssignedIdentity,
 } from "@podidentity/api";
 import { parseComputeTarget, type ComputeTarget } from "../arm/compute-target";
+import { identityFacts, objectKeyOf } from "./identity-facts";
+import { InternPool } from "./intern-pool";
 import { addToSetMap, removeFromSetMap } from "./set-map";
 
 /**
@@ -23,8 +22,6 @@ export const ADDED_BY_ANNOTATION = "mic.podidentity.io/added-by";
 export const COMPUTE_RESOURCE_ANNOTATION = "mic.podidentity.io/compute-resource";
 /** Hash of what the object was made from (identity and binding specs, pod, node): equal means current. */
 export const FINGERPRINT_ANNOTATION = "mic.podidentity.io/fingerprint";
-/** `<namespace>/<name>` of the AzureIdentity and AzureIdentityBinding (also in the embedded refs' metadata). */
-
 export type AddedBy = "mic" | "pre-existing" | "pending" | "legacy";
 
 export interface IndexedAssignment {
@@ -42,6 +39,8 @@ export interface IndexedAssignment {
   readonly bindingKey: string | undefined;
 }
 
+/** Distinct VM/VMSS resource IDs the index keeps one ComputeTarget for (a cluster has a few). */
+const TARGET_POOL_SIZE = 4096;
 
 /**
  * The AzureAssignedIdentity objects that exist, indexed by VM/VMSS and identity, with who added each identity.
@@ -54,6 +53,9 @@ export class AssignedIdentityIndex {
   readonly #assignedByIdentity = new Map<string, Set<string>>();
   readonly #assignedByBinding = new Map<string, Set<string>>();
   readonly #nodeTarget: (nodeName: string) => ComputeTarget | undefined;
+  /** One ComputeTarget per VM/VMSS annotation value, shared by every object on it. */
+  readonly #targets = new InternPool<ComputeTarget | undefined>(TARGET_POOL_SIZE);
+  readonly #parseTarget = (resourceId: string): ComputeTarget | undefined => this.#targets.intern(resourceId, () => parseComputeTarget(resourceId));
 
   constructor(nodeTarget: (nodeName: string) => ComputeTarget | undefined) {
     this.#nodeTarget = nodeTarget;
@@ -75,8 +77,9 @@ export class AssignedIdentityIndex {
     return this.#items.values();
   }
 
-  upsert(raw: unknown): IndexedAssignment {
-    const item = indexAssignment(raw, this.#nodeTarget);
+  /** Indexes an object as the informer's projection made it (normalised once there, kept as it is here). */
+  upsert(object: AzureAssignedIdentity): IndexedAssignment {
+    const item = indexAssignment(object, this.#nodeTarget, this.#parseTarget);
     this.delete(item.key);
     this.#items.set(item.key, item);
     if (item.target && item.resourceId) {
@@ -141,15 +144,16 @@ export class AssignedIdentityIndex {
   }
 }
 
-export function indexAssignment(raw: unknown, nodeTarget: (nodeName: string) => ComputeTarget | undefined): IndexedAssignment {
-  const object = normalizeAzureAssignedIdentity(raw).object;
+function indexAssignment(
+  object: AzureAssignedIdentity,
+  nodeTarget: (nodeName: string) => ComputeTarget | undefined,
+  parseTarget: (resourceId: string) => ComputeTarget | undefined,
+): IndexedAssignment {
   const annotations = object.metadata.annotations ?? {};
   const identity = object.spec.azureIdentityRef;
-  const identityType = identity ? Number(identity.spec.type) : -1;
-  const resourceId =
-    identityType === IDENTITY_TYPE.UserAssignedMSI && identity?.spec.resourceID ? canonicalResourceId(identity.spec.resourceID) : undefined;
+  const facts = identity ? identityFacts(identity) : undefined;
   const annotated = annotations[COMPUTE_RESOURCE_ANNOTATION];
-  const target = annotated ? parseComputeTarget(annotated) : object.spec.nodename ? nodeTarget(object.spec.nodename) : undefined;
+  const target = annotated ? parseTarget(annotated) : object.spec.nodename ? nodeTarget(object.spec.nodename) : undefined;
   const addedByRaw = annotations[ADDED_BY_ANNOTATION];
   const addedBy: AddedBy = addedByRaw === "mic" || addedByRaw === "pre-existing" || addedByRaw === "pending" ? addedByRaw : "legacy";
   const binding = object.spec.azureBindingRef;
@@ -158,14 +162,14 @@ export function indexAssignment(raw: unknown, nodeTarget: (nodeName: string) => 
     object,
     state: assignedIdentityState(object),
     target,
-    resourceId,
-    clientId: (identity?.spec.clientID ?? "").toLowerCase(),
-    identityType,
+    resourceId: facts?.resourceId,
+    clientId: facts?.clientId ?? "",
+    identityType: facts?.type ?? -1,
     addedBy,
     terminating: object.metadata.deletionTimestamp !== undefined,
     fingerprint: annotations[FINGERPRINT_ANNOTATION],
     // The embedded refs carry the objects' names, as in v1.8 (the API server keeps an embedded resource's metadata).
-    identityKey: identity && nameOf(identity) ? `${namespaceOf(identity)}/${nameOf(identity)}` : undefined,
-    bindingKey: binding && nameOf(binding) ? `${namespaceOf(binding)}/${nameOf(binding)}` : undefined,
+    identityKey: identity && nameOf(identity) ? objectKeyOf(identity) : undefined,
+    bindingKey: binding && nameOf(binding) ? objectKeyOf(binding) : undefined,
   };
 }

@@ -1,10 +1,10 @@
-import { API_GROUP_VERSION, AZURE_ASSIGNED_IDENTITY_NAMES, AZURE_IDENTITY_BINDING_NAMES, AZURE_IDENTITY_NAMES, POD_LABEL, type AzureIdentity, type AzureIdentityBinding } from "@podidentity/api";
+import { API_GROUP_VERSION, AZURE_ASSIGNED_IDENTITY_NAMES, AZURE_IDENTITY_BINDING_NAMES, AZURE_IDENTITY_NAMES, POD_LABEL, type AzureAssignedIdentity, type AzureIdentity, type AzureIdentityBinding } from "@podidentity/api";
 import { Informer, clockFromSleep, type KubeClient, type KubeObject } from "@podidentity/kube";
 import type { Logger } from "pino";
 import type { Clock } from "../clock";
 import { describe } from "../errors";
 import type { NodeObject, PodObject } from "./desired-state";
-import { projectAssignedIdentity, projectNode, projectPod } from "./projections";
+import { assignedIdentityProjection, projectNode, projectPod } from "./projections";
 
 /** MIC's five informers: what it knows of the cluster. Their handlers are wired in mic.ts. */
 export interface MicInformers {
@@ -12,7 +12,7 @@ export interface MicInformers {
   readonly nodes: Informer<KubeObject & NodeObject, NodeObject>;
   readonly identities: Informer<KubeObject & AzureIdentity>;
   readonly bindings: Informer<KubeObject & AzureIdentityBinding>;
-  readonly assigned: Informer<KubeObject>;
+  readonly assigned: Informer<KubeObject, AzureAssignedIdentity>;
 }
 
 const crdPath = (plural: string): string => `/apis/${API_GROUP_VERSION}/${plural}`;
@@ -40,6 +40,6 @@ export function createMicInformers(client: KubeClient, options: { clock: Clock; 
     nodes: informer<KubeObject & NodeObject, NodeObject>("/api/v1/nodes", undefined, projectNode),
     identities: informer<KubeObject & AzureIdentity>(crdPath(AZURE_IDENTITY_NAMES.plural)),
     bindings: informer<KubeObject & AzureIdentityBinding>(crdPath(AZURE_IDENTITY_BINDING_NAMES.plural)),
-    assigned: informer<KubeObject>(crdPath(AZURE_ASSIGNED_IDENTITY_NAMES.plural), undefined, projectAssignedIdentity),
+    assigned: informer<KubeObject, AzureAssignedIdentity>(crdPath(AZURE_ASSIGNED_IDENTITY_NAMES.plural), undefined, assignedIdentityProjection()),
   };
 }
