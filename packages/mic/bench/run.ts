@@ -75,9 +75,14 @@ async function burst(kube: KubeApiServer): Promise<number> {
   return Date.now();
 }
 
+/**
+ * Polls every 100 ms for all pods Assigned. In place (countObjects): copying 10,000 objects 10 times a second
+ * (listObjects) took two thirds of the bench process's CPU — the process that also serves MIC's API requests — and
+ * tripled the 10,000-pod time it measured.
+ */
 async function allAssigned(kube: KubeApiServer, deadlineMs: number): Promise<number> {
   for (;;) {
-    const assigned = kube.listObjects(AAI).filter((o) => (o as { status?: { status?: string } }).status?.status === "Assigned").length;
+    const assigned = kube.countObjects(AAI, (o) => (o as { status?: { status?: string } }).status?.status === "Assigned");
     if (assigned === PODS) return Date.now();
     if (Date.now() > deadlineMs) throw new Error(`only ${assigned}/${PODS} Assigned by the deadline`);
     await new Promise((r) => setTimeout(r, 100));

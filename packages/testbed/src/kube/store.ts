@@ -81,6 +81,19 @@ export class Store {
     return sortByKey(out).map((o) => structuredClone(o));
   }
 
+  /**
+   * How many current objects `predicate` accepts, read in place: no copy, so a test or benchmark can poll thousands
+   * of objects without the server's own process spending its time cloning them. The predicate must not modify them.
+   */
+  count(resource: string, predicate: (object: Readonly<KubeObject>) => boolean, namespace?: string): number {
+    let n = 0;
+    for (const [key, o] of this.#bucket(resource).objects) {
+      if (namespace !== undefined && !key.startsWith(`${namespace}/`)) continue;
+      if (predicate(o)) n++;
+    }
+    return n;
+  }
+
   /** Every resource key that currently holds objects. */
   resources(): string[] {
     return [...this.#buckets.entries()].filter(([, b]) => b.objects.size > 0).map(([k]) => k);

@@ -148,6 +148,19 @@ describe("store access", () => {
     expect(() => server?.seed({ apiVersion: "v1", kind: "Nope", metadata: { name: "x" } })).toThrow(/no served resource/);
   });
 
+  it("counts objects in place: the predicate sees each stored object once, by namespace if given", async () => {
+    server = await startServer();
+    server.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: "other" } });
+    for (const [name, ns, phase] of [["a", "default", "Running"], ["b", "default", "Pending"], ["c", "other", "Running"]] as const) {
+      server.seed({ ...pod(name, { nodeName: "node-1" }), metadata: { name, namespace: ns }, status: { phase } });
+    }
+    const running = (o: Readonly<Record<string, unknown>>) => (o["status"] as { phase?: string } | undefined)?.phase === "Running";
+    expect(server.countObjects("pods", running)).toBe(2);
+    expect(server.countObjects("pods", running, "default")).toBe(1);
+    expect(server.countObjects("pods", () => true)).toBe(server.listObjects("pods").length);
+    expect(() => server?.countObjects("pod", () => true)).toThrow(/unknown resource "pod"/);
+  });
+
   it("validates its options", () => {
     expect(() => new Server({ watchHistorySize: 0 })).toThrow(/watchHistorySize/);
     expect(() => new Server({ kubernetesVersion: "1.31" })).toThrow(/kubernetesVersion/);
