@@ -129,6 +129,30 @@ describe("releasing", () => {
   });
 });
 
+describe("unbound and bound again", () => {
+  it("while the identity's removal is in flight: the identity ends on the VMSS and Assigned, not Assigned without it", async () => {
+    // Found by the convergence property (seed 1234129170): the removal the unbinding planned completed after the
+    // rebinding's reconcile had found the object still Assigned, leaving it Assigned with the identity gone.
+    h = await Harness.start({ arm: { operationDurationMs: 400 } });
+    const vmss = h.scaleSet("pool1");
+    h.node("node-0", vmss);
+    const id = h.identity("kv-reader");
+    h.msiIdentity("kv-reader", id);
+    h.binding("kv", "kv-reader", "web");
+    h.pod("web-1", { selector: "web", node: "node-0" });
+    const mic = await h.startMic();
+    await until(() => h.assignedState("default", "web-1-default-kv-reader") === "Assigned" && mic.quiescent, "Assigned");
+    h.delete("azureidentitybindings.aadpodidentity.k8s.io", "default", "kv");
+    // The last user-assigned identity goes with `type: "None"`; others with `null`.
+    const removals = () => h.arm.calls.filter((c) => c.method === "PATCH" && /null|"None"/.test(JSON.stringify(c.body ?? {}))).length;
+    await until(() => removals() === 1, "the removal PATCH sent");
+    h.binding("kv", "kv-reader", "web");
+    // quiescent: no ARM operation in flight, so this cannot pass while the removal is still running.
+    await until(() => mic.quiescent && h.held(vmss).includes(id.id.toLowerCase()) && h.assignedState("default", "web-1-default-kv-reader") === "Assigned", "the identity back on the VMSS, Assigned");
+    expect(h.held(vmss)).toEqual([id.id.toLowerCase()]);
+  });
+});
+
 describe("restarts", () => {
   it("a MIC restarted mid-PATCH converges without leaking or wrongly removing an identity", async () => {
     h = await Harness.start({ arm: { operationDurationMs: 1_500 } });

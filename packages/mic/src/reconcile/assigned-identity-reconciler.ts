@@ -208,7 +208,8 @@ export class AssignedIdentityReconciler {
   }
 
   async #converge(desired: DesiredAssignment, existing: IndexedAssignment): Promise<ReconcileResult | void> {
-    if (existing.state === ASSIGNED_IDENTITY_STATE.Assigned) return;
+    const releasing = this.#releaseTickets.get(existing.key);
+    if (existing.state === ASSIGNED_IDENTITY_STATE.Assigned && releasing === undefined) return;
     if (desired.identityType !== IDENTITY_TYPE.UserAssignedMSI) return this.#markAssigned(desired, existing, undefined);
     const target = desired.target;
     const resourceId = desired.resourceId;
@@ -220,6 +221,20 @@ export class AssignedIdentityReconciler {
     const observation = engine.observation(target.key);
     const held = observation?.state.userAssigned.get(resourceId);
     const settled = !/^updating$/i.test(observation?.state.provisioningState ?? "");
+    if (releasing !== undefined) {
+      // Wanted again while its release was under way (unbound, then bound again): the sync the release asked for
+      // may have planned the identity's removal before it was wanted again, and would take it off the VM/VMSS after
+      // this object said Assigned. Wait for that sync; then an identity still held stays Assigned, and a removed one
+      // is Created again and assigned anew.
+      if (!observation || observation.completed < releasing) return { requeueAfterMs: this.#o.pollIntervalMs };
+      this.#releaseTickets.delete(existing.key);
+      if (existing.state === ASSIGNED_IDENTITY_STATE.Assigned) {
+        if (held && held.clientId !== null && settled) return;
+        await this.#o.writer.patch(existing, { status: { status: ASSIGNED_IDENTITY_STATE.Created } });
+        this.#requestAssign(desired.key, target);
+        return { requeueAfterMs: this.#o.pollIntervalMs };
+      }
+    }
     if (held && held.clientId !== null && settled) {
       const addedBy = existing.addedBy === "legacy" ? undefined : this.#o.record.addedByMic(target.key, resourceId) ? "mic" : "pre-existing";
       return this.#markAssigned(desired, existing, addedBy);
