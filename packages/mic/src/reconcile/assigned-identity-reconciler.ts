@@ -110,9 +110,9 @@ export class AssignedIdentityReconciler {
     if (!desired) this.#wantedSince.delete(key);
     if (!existing) return desired ? this.#create(desired) : undefined;
     if (desired && !existing.terminating) {
-      const hash = fingerprintHash(desiredFingerprint(desired));
-      if (existing.fingerprint === hash) return this.#converge(desired, existing);
-      if (existing.fingerprint === undefined && legacyFingerprint(existing) === desiredFingerprint(desired)) {
+      const fingerprint = desiredFingerprint(desired);
+      if (existing.fingerprint === fingerprintHash(fingerprint)) return this.#converge(desired, existing);
+      if (existing.fingerprint === undefined && legacyFingerprint(existing) === fingerprint) {
         // A v1.8 object that still describes this pod: adopt it (annotations only; who-added stays "legacy").
         log.debug("adopting a v1.8 AzureAssignedIdentity");
         const adopted = await this.#o.writer.patch(existing, { metadata: { annotations: this.#annotations(desired, undefined) } });
@@ -208,32 +208,29 @@ export class AssignedIdentityReconciler {
   }
 
   async #converge(desired: DesiredAssignment, existing: IndexedAssignment): Promise<ReconcileResult | void> {
-    const releasing = this.#releaseTickets.get(existing.key);
-    if (existing.state === ASSIGNED_IDENTITY_STATE.Assigned && releasing === undefined) return;
-    if (desired.identityType !== IDENTITY_TYPE.UserAssignedMSI) return this.#markAssigned(desired, existing, undefined);
+    // Wanted (again): a release under way is over, and a later one must wait for a sync of its own.
+    this.#releaseTickets.delete(existing.key);
+    const assigned = existing.state === ASSIGNED_IDENTITY_STATE.Assigned;
+    if (desired.identityType !== IDENTITY_TYPE.UserAssignedMSI) return assigned ? undefined : this.#markAssigned(desired, existing, undefined);
     const target = desired.target;
     const resourceId = desired.resourceId;
     if (!target || !resourceId) {
-      this.#noTarget(desired);
+      if (!assigned) this.#noTarget(desired);
       return;
     }
     const engine = this.#o.engine;
     const observation = engine.observation(target.key);
     const held = observation?.state.userAssigned.get(resourceId);
     const settled = !/^updating$/i.test(observation?.state.provisioningState ?? "");
-    if (releasing !== undefined) {
-      // Wanted again while its release was under way (unbound, then bound again): the sync the release asked for
-      // may have planned the identity's removal before it was wanted again, and would take it off the VM/VMSS after
-      // this object said Assigned. Wait for that sync; then an identity still held stays Assigned, and a removed one
-      // is Created again and assigned anew.
-      if (!observation || observation.completed < releasing) return { requeueAfterMs: this.#o.pollIntervalMs };
-      this.#releaseTickets.delete(existing.key);
-      if (existing.state === ASSIGNED_IDENTITY_STATE.Assigned) {
-        if (held && held.clientId !== null && settled) return;
-        await this.#o.writer.patch(existing, { status: { status: ASSIGNED_IDENTITY_STATE.Created } });
-        this.#requestAssign(desired.key, target);
-        return { requeueAfterMs: this.#o.pollIntervalMs };
-      }
+    if (assigned) {
+      // Assigned only while the identity is on the VM/VMSS. A sync removes what no pod there needs when it plans,
+      // so one planned while the pod was unbound and completed after it was bound again (or any removal since)
+      // takes the identity away under an Assigned object; every completed sync wakes the objects on its VM/VMSS,
+      // so this sees it: Created again, and assigned anew.
+      if (!observation?.state.exists || held || !settled) return;
+      await this.#o.writer.patch(existing, { status: { status: ASSIGNED_IDENTITY_STATE.Created } });
+      this.#requestAssign(desired.key, target);
+      return { requeueAfterMs: this.#o.pollIntervalMs };
     }
     if (held && held.clientId !== null && settled) {
       const addedBy = existing.addedBy === "legacy" ? undefined : this.#o.record.addedByMic(target.key, resourceId) ? "mic" : "pre-existing";
